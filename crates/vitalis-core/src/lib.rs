@@ -43,6 +43,7 @@ pub mod aggregate;
 pub mod breaker;
 pub mod check;
 pub mod damping;
+pub mod duration;
 pub mod engine;
 pub mod events;
 pub mod model;

@@ -27,7 +27,10 @@ use crate::topology::{RegistryError, Topology};
 use crate::window::is_active;
 
 /// An answer to a run-time change, sent once the change is published.
-type Reply = (oneshot::Sender<Result<(), RegistryError>>, Result<(), RegistryError>);
+type Reply = (
+    oneshot::Sender<Result<(), RegistryError>>,
+    Result<(), RegistryError>,
+);
 
 pub(crate) struct Setup {
     pub(crate) epoch: u64,
@@ -742,12 +745,7 @@ impl World {
         }
     }
 
-    fn handle(
-        &mut self,
-        msg: Msg,
-        shared: &Shared,
-        replies: &mut Vec<Reply>,
-    ) {
+    fn handle(&mut self, msg: Msg, shared: &Shared, replies: &mut Vec<Reply>) {
         match msg {
             Msg::Finished(f) => self.on_finished(*f, shared),
             Msg::Apply(changes, reply) => {
