@@ -72,7 +72,7 @@ pub fn component_status(checks: impl IntoIterator<Item = (Status, Impact)>) -> O
 /// redundancy set needing `min_passing` is `pass` with every member up,
 /// `warn` with at least N up and some failing, `fail` with fewer than N up.
 /// Members still `unknown` (before their grace ends) leave the set
-/// `unknown` when they are what stands between it and a verdict.
+/// `unknown` when the verdict depends on how they turn out.
 /// Members not counted (`None`) are left out; a set with none is `None`.
 pub fn group_status(
     min_passing: Option<u32>,
@@ -91,20 +91,26 @@ pub fn group_status(
             Status::Fail => {}
         }
     }
-    Some(if counted == 0 {
+    if counted == 0 {
         return None;
-    } else if up == counted {
-        Status::Pass
-    } else if up >= n {
-        if up + unknown == counted {
-            Status::Unknown
-        } else {
+    }
+    // The verdict with `up` members up: all up → pass, at least N → warn, else fail.
+    let verdict = |up: u32| {
+        if up == counted {
+            Status::Pass
+        } else if up >= n {
             Status::Warn
+        } else {
+            Status::Fail
         }
-    } else if up + unknown >= n {
-        Status::Unknown
+    };
+    // Unknown members could turn out either way: when the verdict depends on
+    // them, the set is unknown.
+    let (worst, best) = (verdict(up), verdict(up + unknown));
+    Some(if worst == best {
+        worst
     } else {
-        Status::Fail
+        Status::Unknown
     })
 }
 

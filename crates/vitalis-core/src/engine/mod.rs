@@ -9,6 +9,7 @@
 //! swap per `publish_interval`). Readers only load the snapshot.
 
 mod runner;
+mod tally;
 mod world;
 
 use std::collections::HashMap;
@@ -125,7 +126,7 @@ pub(crate) struct Slot {
     pub(crate) active: AtomicBool,
     /// Start of the run in flight, in µs since `base` plus one; 0 when idle.
     in_flight_since: AtomicU64,
-    base: Instant,
+    pub(crate) base: Instant,
     pub(crate) cancel: CancellationToken,
 }
 
@@ -356,7 +357,7 @@ impl EngineBuilder {
         self
     }
 
-    /// The shortest time between two snapshot swaps (default 20 ms). Events
+    /// The shortest time between two snapshot swaps (default 50 ms). Events
     /// are never coalesced; only snapshot publication is.
     pub fn publish_interval(mut self, d: Duration) -> Self {
         self.publish_interval = Some(d);
@@ -440,7 +441,7 @@ impl EngineBuilder {
             stats: Stats::default(),
             base,
         });
-        let publish_interval = self.publish_interval.unwrap_or(Duration::from_millis(20));
+        let publish_interval = self.publish_interval.unwrap_or(Duration::from_millis(50));
         let tick = self.tick.unwrap_or(Duration::from_millis(250));
         control.spawn(world.run(rx, shared.clone(), publish_interval, tick));
         Ok(Engine {

@@ -76,7 +76,7 @@ impl Runner {
                 now.saturating_duration_since(due)
             };
             slot.set_in_flight(Some(now));
-            let started = Instant::now();
+            let started = now;
             let outcome = run_once(
                 &*check,
                 settings.timeout,
@@ -84,11 +84,11 @@ impl Runner {
                 host_limit.clone(),
             )
             .await;
-            let duration = started.elapsed();
+            let finished_at = Instant::now();
+            let duration = finished_at.saturating_duration_since(started);
             slot.set_in_flight(None);
             let urgent = slot.urgent.swap(false, Ordering::AcqRel);
             slot.state.store(IDLE, Ordering::Release);
-            let finished_at = Instant::now();
             breaker.record(outcome.status, finished_at);
             let result = Arc::new(CheckResult::from_outcome(
                 outcome,
@@ -97,7 +97,7 @@ impl Runner {
             ));
             due = match breaker.open_until() {
                 Some(until) => until,
-                None => finished_at + jittered(settings.interval),
+                None => on_grid(finished_at + jittered(settings.interval), slot.base),
             };
             let msg = Finished {
                 key: slot.key,
@@ -112,6 +112,16 @@ impl Runner {
             }
         }
     }
+}
+
+/// Rounds a due time up to the scheduling grid (10 ms from the engine's
+/// start), so timers due close together fire in one wake-up of the runtime
+/// instead of one each.
+fn on_grid(due: Instant, base: Instant) -> Instant {
+    const GRID_US: u128 = 10_000;
+    let since = due.saturating_duration_since(base).as_micros();
+    let rounded = since.div_ceil(GRID_US) * GRID_US;
+    base + Duration::from_micros(rounded as u64)
 }
 
 /// The interval with ±5 % jitter, so checks sharing an interval drift apart.
@@ -132,7 +142,6 @@ async fn run_once(
 ) -> Outcome {
     let cx = CheckCx::new(timeout);
     let cancel = cx.cancel_token();
-    let waited = Instant::now();
     let attempt = async {
         let _g: Option<OwnedSemaphorePermit> = match global {
             Some(s) => Some(s.acquire_owned().await.expect("semaphore never closed")),
@@ -147,12 +156,11 @@ async fn run_once(
             ),
             None => None,
         };
-        let queued = waited.elapsed();
-        (CatchUnwind(check.run(cx)).await, queued)
+        CatchUnwind(check.run(cx)).await
     };
     let outcome = match tokio::time::timeout(timeout, attempt).await {
-        Ok((Ok(outcome), _)) => outcome,
-        Ok((Err(panic), _)) => Outcome::fail(format!(
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(panic)) => Outcome::fail(format!(
             "check panicked: {}; this is a bug in the check's code (the engine isolated it and kept running)",
             panic_message(&*panic)
         )),

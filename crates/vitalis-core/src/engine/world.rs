@@ -15,8 +15,9 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use super::runner::{Finished, Runner};
+use super::tally::{Moved, Tally};
 use super::{Changes, Limits, Msg, Observer, Resolved, RunRecord, Shared, Slot, humanize};
-use crate::aggregate::{View, aggregate, component_status, contribution, effective, group_status};
+use crate::aggregate::{View, aggregate, effective};
 use crate::breaker::Circuit;
 use crate::damping::Damper;
 use crate::events::{Change, EventLog, Subject};
@@ -52,8 +53,9 @@ struct Rec {
     completed_at: Option<Instant>,
     shown: Status,
     stale: bool,
-    /// The status counted in the overall view (uncapped); `None` when inactive.
-    counted: Option<Status>,
+    /// The status counted in each view (uncapped), by [`View::index`]; `None`
+    /// when inactive or outside the view.
+    counted: [Option<Status>; 3],
     past_grace: bool,
     grace_until: Instant,
     active: bool,
@@ -65,6 +67,9 @@ struct Rec {
     since: Timestamp,
     /// When the watchdog last reported this check's run as blocked.
     blocked_reported: Option<Instant>,
+    /// The earliest time staleness, grace or the circuit can change what
+    /// readers see (the tick skips the check until then).
+    next_change: Instant,
 }
 
 impl Rec {
@@ -78,7 +83,7 @@ impl Rec {
             completed_at: None,
             shown: Status::Unknown,
             stale: false,
-            counted: active.then_some(Status::Unknown),
+            counted: [None; 3],
             past_grace: false,
             active,
             circuit: Circuit::Closed,
@@ -88,6 +93,7 @@ impl Rec {
             runs: 0,
             since: wall,
             blocked_reported: None,
+            next_change: now,
         }
     }
 }
@@ -101,36 +107,44 @@ pub(crate) struct World {
     slots: Vec<Arc<Slot>>,
     by_key: HashMap<u64, usize>,
     next_key: u64,
-    components: Vec<Since>,
-    groups: Vec<Since>,
-    system: Status,
+    /// Incremental aggregation per view, by [`View::index`].
+    tallies: [Tally; 3],
+    component_since: Vec<Timestamp>,
+    group_since: Vec<Timestamp>,
     system_since: Timestamp,
-    /// How many system contributors currently contribute each status, by severity.
-    contributions: [u32; 4],
+    /// Set while a registry change is applied: statuses are recomputed in
+    /// full afterwards, so nothing propagates incrementally meanwhile.
+    rebuilding: bool,
     views: Vec<Arc<CheckState>>,
     pending: Vec<(Subject, Change)>,
+    moved: Vec<Moved>,
     dirty: bool,
     urgent: bool,
 }
 
 impl World {
     pub(crate) fn new(setup: Setup) -> Self {
+        let empty = Topology::default();
+        // Before the first registration nothing was judged: the system is `unknown`.
+        let mut tallies = View::ALL.map(|v| Tally::full(v, &empty, |_| None));
+        tallies.iter_mut().for_each(|t| t.system = Status::Unknown);
         World {
             setup,
             declared_groups: Vec::new(),
             specs: Vec::new(),
-            topo: Arc::new(Topology::default()),
+            tallies,
+            topo: Arc::new(empty),
             recs: Vec::new(),
             slots: Vec::new(),
             by_key: HashMap::new(),
             next_key: 1,
-            components: Vec::new(),
-            groups: Vec::new(),
-            system: Status::Unknown,
+            component_since: Vec::new(),
+            group_since: Vec::new(),
             system_since: Timestamp::now(),
-            contributions: [0; 4],
+            rebuilding: false,
             views: Vec::new(),
             pending: Vec::new(),
+            moved: Vec::new(),
             dirty: true,
             urgent: false,
         }
@@ -177,7 +191,7 @@ impl World {
             let carried = (!replaced.contains(&*node.info.id))
                 .then(|| old_topo.component(&node.info.id))
                 .flatten();
-            for (n, k) in node.checks.clone().enumerate() {
+            for n in 0..node.checks.len() {
                 if let Some(old_ci) = carried {
                     let old_k = old_topo.components[old_ci].checks.start + n;
                     if let Some(rec) = old_recs[old_k].take() {
@@ -195,7 +209,6 @@ impl World {
                 to_spawn.push((slot.clone(), spec.check.clone(), resolved));
                 self.recs.push(rec);
                 self.slots.push(slot);
-                debug_assert_eq!(self.recs.len(), k + 1);
             }
         }
         for (k, slot) in old_slots.iter().enumerate() {
@@ -232,42 +245,57 @@ impl World {
             }
         }
 
+        let all = View::All.index();
         let old_components: HashMap<Arc<str>, Since> = old_topo
             .components
             .iter()
-            .zip(&self.components)
-            .map(|(n, s)| (n.info.id.clone(), *s))
+            .enumerate()
+            .map(|(i, n)| {
+                (
+                    n.info.id.clone(),
+                    Since {
+                        status: self.tallies[all].components[i],
+                        since: self.component_since[i],
+                    },
+                )
+            })
             .collect();
         let old_groups: HashMap<Arc<str>, Since> = old_topo
             .groups
             .iter()
-            .zip(&self.groups)
-            .map(|(g, s)| (g.id.clone(), *s))
+            .enumerate()
+            .map(|(i, g)| {
+                (
+                    g.id.clone(),
+                    Since {
+                        status: self.tallies[all].groups[i],
+                        since: self.group_since[i],
+                    },
+                )
+            })
             .collect();
         self.topo = Arc::new(topo);
         self.specs = specs;
         self.declared_groups = groups;
-        // Statuses are recomputed in full below; nothing propagates until then.
-        self.components.clear();
+        self.rebuilding = true;
         for k in 0..self.recs.len() {
             self.refresh_check(k, now, wall);
         }
+        self.rebuilding = false;
         self.views = (0..self.recs.len())
             .map(|k| self.check_view(k, now, wall))
             .collect();
         self.recompute_all(&old_components, &old_groups, wall);
 
         for (slot, check, resolved) in to_spawn {
-            let first_delay = Duration::from_secs_f64(
-                fastrand::f64() * resolved.interval.min(Duration::from_secs(1)).as_secs_f64(),
-            );
+            let spread = resolved.interval.min(Duration::from_secs(1));
             let runner = Runner {
                 slot,
                 check,
                 settings: resolved,
                 limits: self.setup.limits.clone(),
                 tx: self.setup.tx.clone(),
-                first_delay,
+                first_delay: spread.mul_f64(fastrand::f64()),
             };
             self.setup.checks_on.spawn(runner.run());
         }
@@ -281,120 +309,73 @@ impl World {
         self.setup.events.append(wall, self.pending.drain(..))
     }
 
-    /// Recomputes every component, group and the system from the counted
-    /// check statuses (after a registry change), emitting transitions
-    /// against the previous state by id.
+    /// Recomputes every view in full (after a registry change), emitting the
+    /// overall view's transitions against the previous state by id.
     fn recompute_all(
         &mut self,
         old_components: &HashMap<Arc<str>, Since>,
         old_groups: &HashMap<Arc<str>, Since>,
         wall: Timestamp,
     ) {
-        let agg = aggregate(&self.topo, |k| self.recs[k].counted);
         let topo = self.topo.clone();
-        self.components = topo
+        let old_system = self.tallies[View::All.index()].system;
+        self.tallies =
+            View::ALL.map(|v| Tally::full(v, &topo, |k| self.recs[k].counted[v.index()]));
+        let all = &self.tallies[View::All.index()];
+        let (components, groups, system) = (all.components.clone(), all.groups.clone(), all.system);
+        self.component_since = topo
             .components
             .iter()
-            .zip(&agg.components)
-            .map(|(node, &status)| {
+            .zip(components)
+            .map(|(node, status)| {
                 let old = old_components.get(&node.info.id);
-                self.transition(
+                transition_event(
+                    &mut self.pending,
                     Subject::Component {
                         id: node.info.id.clone(),
                     },
                     old.and_then(|o| o.status),
                     status,
                     wall,
-                    old,
                 )
+                .unwrap_or(old.map_or(wall, |o| o.since))
             })
             .collect();
-        self.groups = topo
+        self.group_since = topo
             .groups
             .iter()
-            .zip(&agg.groups)
-            .map(|(g, &status)| {
+            .zip(groups)
+            .map(|(g, status)| {
                 let old = old_groups.get(&g.id);
-                self.transition(
+                transition_event(
+                    &mut self.pending,
                     Subject::Group { id: g.id.clone() },
                     old.and_then(|o| o.status),
                     status,
                     wall,
-                    old,
                 )
+                .unwrap_or(old.map_or(wall, |o| o.since))
             })
             .collect();
-        self.contributions = [0; 4];
-        for (ci, node) in topo.components.iter().enumerate() {
-            if !node
-                .group
-                .is_some_and(|g| topo.groups[g].is_redundancy_set())
-                && let Some(s) = agg.components[ci]
-            {
-                self.contributions[contribution(s, node.info.critical).severity() as usize] += 1;
-            }
-        }
-        for (gi, g) in topo.groups.iter().enumerate() {
-            if g.is_redundancy_set()
-                && let Some(s) = agg.groups[gi]
-            {
-                self.contributions[contribution(s, g.critical).severity() as usize] += 1;
-            }
-        }
-        self.update_system(wall);
-        debug_assert_eq!(self.system, agg.system);
-    }
-
-    /// Records a status change of a component or group; returns its bookkeeping.
-    fn transition(
-        &mut self,
-        subject: Subject,
-        from: Option<Status>,
-        to: Option<Status>,
-        wall: Timestamp,
-        old: Option<&Since>,
-    ) -> Since {
-        match (from, to) {
-            (Some(f), Some(t)) if f != t => {
-                self.pending.push((
-                    subject,
-                    Change::Status {
-                        from: f,
-                        to: t,
-                        result: None,
-                    },
-                ));
-                Since {
-                    status: to,
-                    since: wall,
-                }
-            }
-            (None, Some(t)) if t != Status::Unknown => {
-                self.pending.push((
-                    subject,
-                    Change::Status {
-                        from: Status::Unknown,
-                        to: t,
-                        result: None,
-                    },
-                ));
-                Since {
-                    status: to,
-                    since: wall,
-                }
-            }
-            _ => Since {
-                status: to,
-                since: old.map_or(wall, |o| o.since),
-            },
+        if system != old_system {
+            self.pending.push((
+                Subject::System,
+                Change::Status {
+                    from: old_system,
+                    to: system,
+                    result: None,
+                },
+            ));
+            self.system_since = wall;
         }
     }
 
-    /// Re-derives a check's shown status, staleness and counted status from
-    /// its record at `now`; propagates a change of the counted status.
+    /// Re-derives a check's shown status, staleness and counted statuses from
+    /// its record at `now`; propagates changes to every view.
     /// Returns whether anything readers see changed.
     fn refresh_check(&mut self, k: usize, now: Instant, wall: Timestamp) -> bool {
         let slot_in_flight = self.slots[k].in_flight_since().is_some();
+        let level = self.topo.checks[k].level;
         let rec = &mut self.recs[k];
         let circuit_open = rec.open_until.is_some_and(|u| now < u);
         let stale = rec
@@ -410,11 +391,24 @@ impl World {
         // An on-demand check goes stale when nobody reads it; that absence of
         // readers is not a failure of the target, so it stays `unknown`.
         let past_grace = now >= rec.grace_until && !(rec.resolved.on_demand && stale);
-        let counted = rec.active.then(|| effective(shown, past_grace));
+        let counted = View::ALL
+            .map(|v| (rec.active && v.counts(level)).then(|| effective(shown, past_grace)));
         let changed = shown != rec.shown
             || stale != rec.stale
             || past_grace != rec.past_grace
             || counted != rec.counted;
+        let far = now + Duration::from_secs(86_400);
+        let stale_at = match rec.completed_at {
+            Some(t) if !stale => t + rec.resolved.stale_after + Duration::from_millis(1),
+            _ => far,
+        };
+        let grace_at = if now < rec.grace_until {
+            rec.grace_until
+        } else {
+            far
+        };
+        let trial_at = rec.open_until.filter(|u| now < *u).unwrap_or(far);
+        rec.next_change = stale_at.min(grace_at).min(trial_at);
         rec.stale = stale;
         rec.past_grace = past_grace;
         if shown != rec.shown {
@@ -437,98 +431,63 @@ impl World {
         }
         if counted != rec.counted {
             rec.counted = counted;
-            if !self.components.is_empty() {
-                self.update_component(self.topo.checks[k].component, wall);
+            if !self.rebuilding {
+                self.component_changed(self.topo.checks[k].component, wall);
             }
         }
         changed
     }
 
-    fn update_component(&mut self, ci: usize, wall: Timestamp) {
+    /// Folds a change of component `ci`'s checks into every view; the overall
+    /// view's transitions become events.
+    fn component_changed(&mut self, ci: usize, wall: Timestamp) {
         let topo = self.topo.clone();
-        let node = &topo.components[ci];
-        let status = component_status(
-            node.checks
-                .clone()
-                .filter_map(|k| Some((self.recs[k].counted?, topo.checks[k].impact))),
-        );
-        let old = self.components[ci];
-        if status == old.status {
-            return;
-        }
-        self.components[ci] = self.transition(
-            Subject::Component {
-                id: node.info.id.clone(),
-            },
-            old.status,
-            status,
-            wall,
-            Some(&old),
-        );
-        match node.group {
-            Some(g) if topo.groups[g].is_redundancy_set() => self.update_group(g, wall),
-            group => {
-                self.shift_contribution(old.status, status, node.info.critical);
-                if let Some(g) = group {
-                    self.update_group(g, wall);
+        let mut moved = std::mem::take(&mut self.moved);
+        for tally in &mut self.tallies {
+            let v = tally.view.index();
+            let recs = &self.recs;
+            moved.clear();
+            tally.component_changed(&topo, ci, |k| recs[k].counted[v], &mut moved);
+            if tally.view != View::All {
+                continue;
+            }
+            for m in &moved {
+                match *m {
+                    Moved::Component(i, from, to) => {
+                        let subject = Subject::Component {
+                            id: topo.components[i].info.id.clone(),
+                        };
+                        if let Some(t) =
+                            transition_event(&mut self.pending, subject, from, to, wall)
+                        {
+                            self.component_since[i] = t;
+                        }
+                    }
+                    Moved::Group(g, from, to) => {
+                        let subject = Subject::Group {
+                            id: topo.groups[g].id.clone(),
+                        };
+                        if let Some(t) =
+                            transition_event(&mut self.pending, subject, from, to, wall)
+                        {
+                            self.group_since[g] = t;
+                        }
+                    }
+                    Moved::System(from, to) => {
+                        self.pending.push((
+                            Subject::System,
+                            Change::Status {
+                                from,
+                                to,
+                                result: None,
+                            },
+                        ));
+                        self.system_since = wall;
+                    }
                 }
-                self.update_system(wall);
             }
         }
-    }
-
-    fn update_group(&mut self, g: usize, wall: Timestamp) {
-        let topo = self.topo.clone();
-        let group = &topo.groups[g];
-        let status = group_status(
-            group.min_passing,
-            group.members.iter().map(|&m| self.components[m].status),
-        );
-        let old = self.groups[g];
-        if status == old.status {
-            return;
-        }
-        self.groups[g] = self.transition(
-            Subject::Group {
-                id: group.id.clone(),
-            },
-            old.status,
-            status,
-            wall,
-            Some(&old),
-        );
-        if group.is_redundancy_set() {
-            self.shift_contribution(old.status, status, group.critical);
-            self.update_system(wall);
-        }
-    }
-
-    fn shift_contribution(&mut self, from: Option<Status>, to: Option<Status>, critical: bool) {
-        if let Some(f) = from {
-            self.contributions[contribution(f, critical).severity() as usize] -= 1;
-        }
-        if let Some(t) = to {
-            self.contributions[contribution(t, critical).severity() as usize] += 1;
-        }
-    }
-
-    fn update_system(&mut self, wall: Timestamp) {
-        let status = [Status::Fail, Status::Warn, Status::Unknown]
-            .into_iter()
-            .find(|s| self.contributions[s.severity() as usize] > 0)
-            .unwrap_or(Status::Pass);
-        if status != self.system {
-            self.pending.push((
-                Subject::System,
-                Change::Status {
-                    from: self.system,
-                    to: status,
-                    result: None,
-                },
-            ));
-            self.system = status;
-            self.system_since = wall;
-        }
+        self.moved = moved;
     }
 
     fn check_view(&self, k: usize, now: Instant, wall: Timestamp) -> Arc<CheckState> {
@@ -594,11 +553,10 @@ impl World {
         self.dirty = true;
     }
 
-    fn on_finished(&mut self, f: Finished, shared: &Shared) {
+    fn on_finished(&mut self, f: Finished, shared: &Shared, now: Instant, wall: Timestamp) {
         let Some(&k) = self.by_key.get(&f.key) else {
             return; // a check that was removed or replaced meanwhile
         };
-        let now = Instant::now();
         let rec = &mut self.recs[k];
         rec.circuit = f.breaker.circuit(now);
         rec.open_until = f.breaker.open_until();
@@ -610,7 +568,7 @@ impl World {
             .max_lag_us
             .fetch_max(f.lag.as_micros() as u64, Ordering::AcqRel);
         self.urgent |= f.urgent;
-        self.record_result(k, f.result, f.lag, now, Timestamp::now());
+        self.record_result(k, f.result, f.lag, now, wall);
     }
 
     /// Time-driven changes: windows opening and closing, staleness, grace
@@ -657,6 +615,9 @@ impl World {
                 }
             }
             let in_flight = slot.in_flight_since().is_some();
+            if now < rec.next_change && !in_flight && !self.views[k].in_flight {
+                continue; // nothing time-driven can have changed yet
+            }
             if self.refresh_check(k, now, wall) || self.views[k].in_flight != in_flight {
                 self.views[k] = self.check_view(k, now, wall);
                 self.dirty = true;
@@ -666,25 +627,46 @@ impl World {
 
     pub(crate) fn snapshot(&self, seq: u64, wall: Timestamp) -> Snapshot {
         let checks: Arc<[Arc<CheckState>]> = self.views.iter().cloned().collect();
-        let views = View::ALL.map(|v| {
-            Arc::new(aggregate(&self.topo, |k| {
+        let views = self
+            .tallies
+            .each_ref()
+            .map(|t| Arc::new(t.verdict(&self.topo)));
+        #[cfg(debug_assertions)]
+        for v in View::ALL {
+            let full = aggregate(&self.topo, |k| {
                 checks[k].counted(v, self.topo.checks[k].level)
-            }))
-        });
-        debug_assert_eq!(
-            views[View::All.index()].components,
-            self.components.iter().map(|c| c.status).collect::<Vec<_>>(),
-            "incremental and full aggregation disagree"
-        );
-        debug_assert_eq!(views[View::All.index()].system, self.system);
+            });
+            assert_eq!(
+                *views[v.index()],
+                full,
+                "incremental and full aggregation disagree in view {v:?}"
+            );
+        }
+        let all = &self.tallies[View::All.index()];
         Snapshot {
             epoch: self.setup.epoch,
             seq,
             time: wall,
             topology: self.topo.clone(),
             checks,
-            components: self.components.iter().copied().collect(),
-            groups: self.groups.iter().copied().collect(),
+            components: all
+                .components
+                .iter()
+                .zip(&self.component_since)
+                .map(|(s, t)| Since {
+                    status: *s,
+                    since: *t,
+                })
+                .collect(),
+            groups: all
+                .groups
+                .iter()
+                .zip(&self.group_since)
+                .map(|(s, t)| Since {
+                    status: *s,
+                    since: *t,
+                })
+                .collect(),
             system_since: self.system_since,
             views,
             slots: self.slots.iter().cloned().collect(),
@@ -711,10 +693,12 @@ impl World {
                 _ = self.setup.cancel.cancelled() => break,
                 msg = rx.recv() => {
                     let Some(msg) = msg else { break };
-                    self.handle(msg, &shared, &mut replies);
+                    // One clock reading serves the whole batch.
+                    let (now, wall) = (Instant::now(), Timestamp::now());
+                    self.handle(msg, &shared, &mut replies, now, wall);
                     for _ in 0..4096 {
                         match rx.try_recv() {
-                            Ok(msg) => self.handle(msg, &shared, &mut replies),
+                            Ok(msg) => self.handle(msg, &shared, &mut replies, now, wall),
                             Err(_) => break,
                         }
                     }
@@ -745,13 +729,45 @@ impl World {
         }
     }
 
-    fn handle(&mut self, msg: Msg, shared: &Shared, replies: &mut Vec<Reply>) {
+    fn handle(
+        &mut self,
+        msg: Msg,
+        shared: &Shared,
+        replies: &mut Vec<Reply>,
+        now: Instant,
+        wall: Timestamp,
+    ) {
         match msg {
-            Msg::Finished(f) => self.on_finished(*f, shared),
+            Msg::Finished(f) => self.on_finished(*f, shared, now, wall),
             Msg::Apply(changes, reply) => {
                 let result = self.apply(changes);
                 replies.push((reply, result));
             }
         }
     }
+}
+
+/// Records a status change of a component or group as an event; returns the
+/// time of the change when there was one. Becoming counted from nothing reads
+/// as a change from `unknown`; becoming uncounted is no status change.
+fn transition_event(
+    pending: &mut Vec<(Subject, Change)>,
+    subject: Subject,
+    from: Option<Status>,
+    to: Option<Status>,
+    wall: Timestamp,
+) -> Option<Timestamp> {
+    let to = to?;
+    let from = from.unwrap_or(Status::Unknown);
+    (from != to).then(|| {
+        pending.push((
+            subject,
+            Change::Status {
+                from,
+                to,
+                result: None,
+            },
+        ));
+        wall
+    })
 }

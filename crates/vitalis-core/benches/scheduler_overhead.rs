@@ -1,0 +1,81 @@
+//! Scheduler overhead: CPU time of an engine running 10 000 no-op checks at a
+//! 1 s interval, against a baseline of the same process with an engine of
+//! zero checks, both measured in this run over the same wall time.
+//!
+//! Run with `cargo bench -p vitalis-core --bench scheduler_overhead`.
+//! Prints the share of one core each used, and the difference.
+
+use std::time::{Duration, Instant};
+
+use vitalis_core::{CheckRuntime, CheckSettings, CheckSpec, Component, Engine, Outcome, check_fn};
+
+/// User + system CPU time of this process (from /proc/self/stat, in clock ticks of 10 ms).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("linux /proc");
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_millis(ticks * 10)
+}
+
+fn measure(checks: usize, wall: Duration) -> f64 {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut b = Engine::builder().check_runtime(CheckRuntime::Current);
+        for c in 0..checks / 10 {
+            let mut comp = Component::new(format!("c{c}"));
+            for k in 0..10 {
+                comp = comp.check(
+                    CheckSpec::live(
+                        format!("k{k}"),
+                        check_fn(|_| async { Outcome::pass("noop") }),
+                    )
+                    .settings(CheckSettings {
+                        interval: Some(Duration::from_secs(1)),
+                        ..CheckSettings::default()
+                    }),
+                );
+            }
+            b = b.component(comp);
+        }
+        let engine = b.start().unwrap();
+        // Let start-up (first runs spread over 1 s) settle.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (c0, t0) = (cpu_time(), Instant::now());
+        let runs0: u64 = engine.snapshot().checks.iter().map(|c| c.runs).sum();
+        tokio::time::sleep(wall).await;
+        let (c1, t1) = (cpu_time(), Instant::now());
+        let runs1: u64 = engine.snapshot().checks.iter().map(|c| c.runs).sum();
+        let share = (c1 - c0).as_secs_f64() / (t1 - t0).as_secs_f64();
+        println!(
+            "{checks:>6} checks: {:.2}% of one core over {:.1}s, {} runs ({:.0}/s)",
+            share * 100.0,
+            (t1 - t0).as_secs_f64(),
+            runs1 - runs0,
+            (runs1 - runs0) as f64 / (t1 - t0).as_secs_f64()
+        );
+        engine.shutdown();
+        share
+    })
+}
+
+fn main() {
+    // `cargo test --benches` runs this with `--bench` absent: keep that quick.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let wall = if quick {
+        Duration::from_millis(500)
+    } else {
+        Duration::from_secs(10)
+    };
+    let baseline = measure(0, wall);
+    let loaded = measure(10_000, wall);
+    println!(
+        "scheduler overhead for 10 000 checks at 1 s: {:.2}% of one core (baseline {:.2}%)",
+        (loaded - baseline) * 100.0,
+        baseline * 100.0
+    );
+}
