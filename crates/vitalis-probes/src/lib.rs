@@ -1,5 +1,9 @@
 //! Vitalis probes: the built-in check types (`tcp`, `http`, `command`, …).
 //!
+//! Built so far: [`http`], [`tcp`], [`command`]. Every probe that asserts
+//! on what it measured uses the one [`assertion`] language; [`secret`]
+//! keeps tokens, keys and passwords out of what probes report.
+//!
 //! Each probe type is one module with a config struct (serde +
 //! [`schemars::JsonSchema`], `deny_unknown_fields`) that implements
 //! [`ProbeConfig`], plus one line in [`KINDS`]. The config loader takes a
@@ -15,13 +19,21 @@
 //! # let _ = check;
 //! ```
 
+pub mod assertion;
+pub mod command;
+pub mod http;
 mod registry;
+pub mod secret;
 pub mod tcp;
 
 pub use registry::{BuildCx, BuildError, Kind, ProbeConfig, ProbeKind};
 
 /// Every built-in probe type: the one list that knows them all.
-pub static KINDS: &[&dyn ProbeKind] = &[&Kind::<tcp::TcpConfig>::NEW];
+pub static KINDS: &[&dyn ProbeKind] = &[
+    &Kind::<http::HttpConfig>::NEW,
+    &Kind::<tcp::TcpConfig>::NEW,
+    &Kind::<command::CommandConfig>::NEW,
+];
 
 /// The probe type called `name`.
 pub fn kind(name: &str) -> Option<&'static dyn ProbeKind> {
@@ -31,4 +43,71 @@ pub fn kind(name: &str) -> Option<&'static dyn ProbeKind> {
 /// The names of every built-in probe type, for error messages.
 pub fn kind_names() -> Vec<&'static str> {
     KINDS.iter().map(|k| k.name()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The probe types of SPEC.md section 4, in its table's order.
+    const SPEC_TYPES: &[&str] = &[
+        "http",
+        "tcp",
+        "tls",
+        "dns",
+        "websocket",
+        "postgres",
+        "redis",
+        "sqlite",
+        "disk",
+        "file",
+        "command",
+        "metrics",
+        "prometheus",
+        "grpc",
+        "heartbeat",
+        "vitalis",
+    ];
+
+    #[test]
+    fn every_kind_is_a_spec_type_and_listed_once() {
+        let names = kind_names();
+        for name in &names {
+            assert!(
+                SPEC_TYPES.contains(name),
+                "probe type '{name}' is not in SPEC.md section 4"
+            );
+            assert_eq!(
+                names.iter().filter(|n| *n == name).count(),
+                1,
+                "{name} twice"
+            );
+            assert!(kind(name).is_some());
+        }
+        for built in ["http", "tcp", "command"] {
+            assert!(names.contains(&built), "{built} is not in KINDS");
+        }
+    }
+
+    /// When the shared SPEC.md is beside the workspace (as on developer
+    /// machines and in CI), its table must match `SPEC_TYPES`.
+    #[test]
+    fn spec_types_match_the_spec_table() {
+        let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/SPEC.md");
+        let Ok(text) = std::fs::read_to_string(&spec) else {
+            eprintln!("{} not found; using the embedded list", spec.display());
+            return;
+        };
+        let section = text
+            .split("## 4. Probes")
+            .nth(1)
+            .and_then(|s| s.split("\n## 5.").next())
+            .expect("SPEC.md has a section 4");
+        let table: Vec<&str> = section
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split('`').next())
+            .collect();
+        assert_eq!(table, SPEC_TYPES);
+    }
 }

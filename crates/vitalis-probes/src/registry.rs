@@ -90,8 +90,12 @@ impl<C: ProbeConfig> ProbeKind for Kind<C> {
     fn build(&self, table: toml::Table, cx: &BuildCx) -> Result<Arc<dyn Check>, BuildError> {
         let config = C::deserialize(toml::Value::Table(table)).map_err(|e| {
             let message = e.message().to_string();
-            // serde names the offending key in backticks: `adress`.
-            let key = message.split('`').nth(1).map(str::to_string);
+            // serde names an unknown or missing key in backticks: "unknown
+            // field `adress`". (Other messages quote values that way.)
+            let key = (message.starts_with("unknown field")
+                || message.starts_with("missing field"))
+            .then(|| message.split('`').nth(1).map(str::to_string))
+            .flatten();
             BuildError { key, message }
         })?;
         config.build(cx)

@@ -11,12 +11,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::{Value, json};
 use vitalis_core::{BoxFuture, Engine, Status, View};
 
 use crate::auth::{Auth, Caller, Scope};
-use crate::error::ApiError;
+use crate::error::{ApiError, PlainText};
 use crate::render::{self, Selection};
 
 /// What the daemon lets the API change: reload and run-time registration.
@@ -94,6 +94,7 @@ async fn livez(State(st): St) -> Response {
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
+            Extension(PlainText),
             format!("scheduler has not ticked for {:.1}s\n", since.as_secs_f64()),
         )
             .into_response()
@@ -106,6 +107,7 @@ async fn readyz(State(st): St) -> Response {
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
+            Extension(PlainText),
             "not ready (starting or draining)\n",
         )
             .into_response()
@@ -248,12 +250,8 @@ async fn status(
     };
     if q.verbose {
         let text = render::verbose(&sel, details, code == StatusCode::OK);
-        return Ok((
-            code,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            text,
-        )
-            .into_response());
+        let content_type = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
+        return Ok((code, content_type, Extension(PlainText), text).into_response());
     }
     let body = render::health(&sel, details);
     let mut resp = (code, Json(body)).into_response();

@@ -66,11 +66,18 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Marks a deliberate plain-text answer with an error code (a `?verbose`
+/// status, `/readyz` while draining) that [`json_errors`] must leave alone.
+#[derive(Debug, Clone, Copy)]
+pub struct PlainText;
+
 /// Middleware: any 4xx/5xx response that is not JSON becomes a JSON error
 /// carrying the original text as detail.
 pub async fn json_errors(resp: Response) -> Response {
     let status = resp.status();
-    if !(status.is_client_error() || status.is_server_error()) {
+    if !(status.is_client_error() || status.is_server_error())
+        || resp.extensions().get::<PlainText>().is_some()
+    {
         return resp;
     }
     let is_json = resp
