@@ -82,6 +82,8 @@ const HOSTLESS_TYPES: &[&str] = &["heartbeat", "disk", "file", "sqlite"];
 
 pub(crate) struct Cx<'a> {
     pub(crate) sources: &'a Sources,
+    /// The store heartbeat checks read (shared with the push endpoint).
+    pub(crate) heartbeats: &'a vitalis_probes::Heartbeats,
 }
 
 impl<'a> Cx<'a> {
@@ -724,6 +726,7 @@ impl<'a> Cx<'a> {
             component: component.to_string(),
             check: keys.name.clone(),
             timeout: timeout.unwrap_or(defaults.timeout),
+            heartbeats: self.heartbeats.clone(),
         };
         let check = kind
             .build(table, &cx)

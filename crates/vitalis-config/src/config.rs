@@ -525,8 +525,36 @@ pub enum DiscoverySource {
     },
 }
 
-/// `scheme://user:***@host/…`: hides the password of a URL.
+/// `scheme://user:***@host/…?password=***`: hides the password of a URL
+/// (in the user info, and query parameters named like `password`,
+/// `token`, `secret` or `key`).
 pub fn redact_url(url: &str) -> String {
+    let (head, query) = match url.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (url, None),
+    };
+    let mut out = redact_userinfo(head);
+    if let Some(q) = query {
+        let params: Vec<String> = q
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _))
+                    if ["pass", "token", "secret", "key"]
+                        .iter()
+                        .any(|s| k.to_ascii_lowercase().contains(s)) =>
+                {
+                    format!("{k}=***")
+                }
+                _ => p.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    out
+}
+
+fn redact_userinfo(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
@@ -569,6 +597,10 @@ mod tests {
             "postgres://vitalis:***@db:5432/x?sslmode=require"
         );
         assert_eq!(redact_url("sqlite://vitalis.db"), "sqlite://vitalis.db");
+        assert_eq!(
+            redact_url("postgres://db/x?sslmode=require&password=pw&apiToken=t"),
+            "postgres://db/x?sslmode=require&password=***&apiToken=***"
+        );
         assert_eq!(redact_url("http://user@h/p"), "http://user@h/p");
         assert_eq!(
             redact_path("https://hooks.slack.com/services/T0/B0/XYZ"),

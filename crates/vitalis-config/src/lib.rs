@@ -91,6 +91,7 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Config, ConfigError> {
     let loaded = loader::load_path(path, opts)?;
     compile::Cx {
         sources: &loaded.sources,
+        heartbeats: &opts.heartbeats,
     }
     .config(&loaded.root)
 }
@@ -105,16 +106,23 @@ pub fn load_str(
     let loaded = loader::load_text(text.to_string(), name.as_ref().to_path_buf(), opts)?;
     compile::Cx {
         sources: &loaded.sources,
+        heartbeats: &opts.heartbeats,
     }
     .config(&loaded.root)
 }
 
 impl Config {
-    /// Options for [`component_from_json`] matching this config's defaults.
-    pub fn json_options(&self, source: vitalis_core::Source) -> JsonOptions {
+    /// Options for [`component_from_json`] matching this config's defaults,
+    /// with the heartbeat store the push endpoint writes.
+    pub fn json_options(
+        &self,
+        source: vitalis_core::Source,
+        heartbeats: &vitalis_probes::Heartbeats,
+    ) -> JsonOptions {
         JsonOptions {
             defaults: self.defaults.clone(),
             source,
+            heartbeats: heartbeats.clone(),
         }
     }
 }

@@ -18,6 +18,8 @@ pub struct JsonOptions {
     pub defaults: Defaults,
     /// `Registered` for the API, `Discovered` for discovery sources.
     pub source: Source,
+    /// The store heartbeat checks read (share it with the push endpoint).
+    pub heartbeats: vitalis_probes::Heartbeats,
 }
 
 impl Default for JsonOptions {
@@ -25,6 +27,7 @@ impl Default for JsonOptions {
         JsonOptions {
             defaults: Defaults::default(),
             source: Source::Registered,
+            heartbeats: vitalis_probes::Heartbeats::default(),
         }
     }
 }
@@ -95,7 +98,10 @@ pub fn component_from_json(
         ),
     }
     let sources = Sources::default();
-    let cx = Cx { sources: &sources };
+    let cx = Cx {
+        sources: &sources,
+        heartbeats: &opts.heartbeats,
+    };
     let raw: RawComponent = cx.de(&node, "")?;
     let at = Ptr::root(&node);
     let component = cx.component(

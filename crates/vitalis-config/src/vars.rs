@@ -23,6 +23,9 @@ pub struct LoadOptions {
     /// Whether to read variables missing from `vars` from the process
     /// environment (default `true`).
     pub use_env: bool,
+    /// The store `heartbeat` checks read: share one across loads (reloads)
+    /// and with the push endpoint (`POST /v1/components/{id}/heartbeat`).
+    pub heartbeats: vitalis_probes::Heartbeats,
 }
 
 impl std::fmt::Debug for LoadOptions {
@@ -40,6 +43,7 @@ impl Default for LoadOptions {
         LoadOptions {
             vars: BTreeMap::new(),
             use_env: true,
+            heartbeats: vitalis_probes::Heartbeats::default(),
         }
     }
 }
@@ -56,6 +60,7 @@ impl LoadOptions {
         LoadOptions {
             vars: BTreeMap::new(),
             use_env: false,
+            heartbeats: vitalis_probes::Heartbeats::default(),
         }
     }
 

@@ -2,12 +2,32 @@
 //! 1 s interval, against a baseline of the same process with an engine of
 //! zero checks, both measured in this run over the same wall time.
 //!
+//! Two kinds of no-op check: an async one (`may_block = false`, how every
+//! built-in probe runs: on the shared worker pool) and a closure (the default
+//! `may_block = true`: each run on a thread of the blocking pool).
+//!
 //! Run with `cargo bench -p vitalis-core --bench scheduler_overhead`.
 //! Prints the share of one core each used, and the difference.
 
 use std::time::{Duration, Instant};
 
-use vitalis_core::{CheckRuntime, CheckSettings, CheckSpec, Component, Engine, Outcome, check_fn};
+use vitalis_core::{
+    BoxFuture, Check, CheckCx, CheckRuntime, CheckSettings, CheckSpec, Component, Engine, Outcome,
+    check_fn,
+};
+
+/// A purely async no-op check.
+struct Noop;
+
+impl Check for Noop {
+    fn run(&self, _cx: CheckCx) -> BoxFuture<'_, Outcome> {
+        Box::pin(async { Outcome::pass("noop") })
+    }
+
+    fn may_block(&self) -> bool {
+        false
+    }
+}
 
 /// User + system CPU time of this process (from /proc/self/stat, in clock ticks of 10 ms).
 fn cpu_time() -> Duration {
@@ -18,27 +38,29 @@ fn cpu_time() -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
-fn measure(checks: usize, wall: Duration) -> f64 {
+fn measure(checks: usize, closures: bool, wall: Duration) -> f64 {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut b = Engine::builder().check_runtime(CheckRuntime::Current);
+        let mut b = Engine::builder().check_runtime(CheckRuntime::Dedicated(1));
         for c in 0..checks / 10 {
             let mut comp = Component::new(format!("c{c}"));
             for k in 0..10 {
-                comp = comp.check(
+                let spec = if closures {
                     CheckSpec::live(
                         format!("k{k}"),
                         check_fn(|_| async { Outcome::pass("noop") }),
                     )
-                    .settings(CheckSettings {
-                        interval: Some(Duration::from_secs(1)),
-                        ..CheckSettings::default()
-                    }),
-                );
+                } else {
+                    CheckSpec::live(format!("k{k}"), Noop)
+                };
+                comp = comp.check(spec.settings(CheckSettings {
+                    interval: Some(Duration::from_secs(1)),
+                    ..CheckSettings::default()
+                }));
             }
             b = b.component(comp);
         }
@@ -52,7 +74,8 @@ fn measure(checks: usize, wall: Duration) -> f64 {
         let runs1: u64 = engine.snapshot().checks.iter().map(|c| c.runs).sum();
         let share = (c1 - c0).as_secs_f64() / (t1 - t0).as_secs_f64();
         println!(
-            "{checks:>6} checks: {:.2}% of one core over {:.1}s, {} runs ({:.0}/s)",
+            "{checks:>6} {} checks: {:.2}% of one core over {:.1}s, {} runs ({:.0}/s)",
+            if closures { "closure" } else { "async" },
             share * 100.0,
             (t1 - t0).as_secs_f64(),
             runs1 - runs0,
@@ -71,11 +94,16 @@ fn main() {
     } else {
         Duration::from_secs(10)
     };
-    let baseline = measure(0, wall);
-    let loaded = measure(10_000, wall);
+    let baseline = measure(0, false, wall);
+    let loaded = measure(10_000, false, wall);
+    let closures = measure(10_000, true, wall);
     println!(
-        "scheduler overhead for 10 000 checks at 1 s: {:.2}% of one core (baseline {:.2}%)",
+        "scheduler overhead for 10 000 async checks at 1 s: {:.2}% of one core (baseline {:.2}%)",
         (loaded - baseline) * 100.0,
         baseline * 100.0
+    );
+    println!(
+        "10 000 closure checks (each run on the blocking pool) at 1 s: {:.2}% of one core",
+        (closures - baseline) * 100.0
     );
 }

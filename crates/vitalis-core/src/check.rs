@@ -101,10 +101,35 @@ pub trait Check: Send + Sync + 'static {
     fn target_host(&self) -> Option<String> {
         None
     }
+
+    /// Whether this check's code may block its thread (synchronous I/O,
+    /// heavy computation). Such a check runs on a thread of its own (tokio's
+    /// blocking pool), so it cannot stall the worker threads — and their
+    /// timers — that other checks share. The default is `true`, the safe
+    /// choice for code the engine cannot see into; purely async checks (every
+    /// built-in probe) return `false` and run on the shared workers, which is
+    /// cheaper.
+    fn may_block(&self) -> bool {
+        true
+    }
 }
 
 /// A check made from an async closure; see [`check_fn`].
-pub struct FnCheck<F>(F);
+pub struct FnCheck<F> {
+    f: F,
+    may_block: bool,
+}
+
+impl<F> FnCheck<F> {
+    /// Declares that the closure's code never blocks its thread (it only
+    /// awaits): the engine then runs it on the shared workers, which is
+    /// cheaper than a thread of the blocking pool. Only promise this for
+    /// purely async code — see [`Check::may_block`].
+    pub fn nonblocking(mut self) -> Self {
+        self.may_block = false;
+        self
+    }
+}
 
 /// Turns an async closure into a [`Check`].
 ///
@@ -126,7 +151,7 @@ where
     Fut: Future<Output = O> + Send + 'static,
     O: IntoOutcome,
 {
-    FnCheck(f)
+    FnCheck { f, may_block: true }
 }
 
 impl<F, Fut, O> Check for FnCheck<F>
@@ -136,7 +161,11 @@ where
     O: IntoOutcome,
 {
     fn run(&self, cx: CheckCx) -> BoxFuture<'_, Outcome> {
-        let fut = (self.0)(cx);
+        let fut = (self.f)(cx);
         Box::pin(async move { fut.await.into_outcome() })
+    }
+
+    fn may_block(&self) -> bool {
+        self.may_block
     }
 }

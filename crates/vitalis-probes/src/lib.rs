@@ -1,6 +1,10 @@
 //! Vitalis probes: the built-in check types (`tcp`, `http`, `command`, …).
 //!
-//! Built so far: [`http`], [`tcp`], [`command`]. Every probe that asserts
+//! Built so far: [`http`], [`tcp`], [`command`]; the data probes
+//! [`postgres`], [`redis`], [`sqlite`], [`disk`] and [`file`](mod@file); the network
+//! probes [`tls`], [`dns`], [`websocket`], [`metrics`], [`prometheus`],
+//! [`grpc`], [`heartbeat`] (push, through [`Heartbeats`]) and [`vitalis`]
+//! (federation). Every probe that asserts
 //! on what it measured uses the one [`assertion`] language; [`secret`]
 //! keeps tokens, keys and passwords out of what probes report.
 //!
@@ -21,18 +25,49 @@
 
 pub mod assertion;
 pub mod command;
+mod dburl;
+pub mod disk;
+pub mod dns;
+pub mod file;
+pub mod grpc;
+pub mod heartbeat;
 pub mod http;
+pub mod metrics;
+pub mod postgres;
+pub mod prometheus;
+pub mod redis;
 mod registry;
+mod scrape;
 pub mod secret;
+pub mod size;
+mod sql;
+pub mod sqlite;
 pub mod tcp;
+pub mod tls;
+pub mod vitalis;
+pub mod websocket;
 
+pub use heartbeat::Heartbeats;
 pub use registry::{BuildCx, BuildError, Kind, ProbeConfig, ProbeKind};
 
 /// Every built-in probe type: the one list that knows them all.
 pub static KINDS: &[&dyn ProbeKind] = &[
     &Kind::<http::HttpConfig>::NEW,
     &Kind::<tcp::TcpConfig>::NEW,
+    &Kind::<tls::TlsConfig>::NEW,
+    &Kind::<dns::DnsConfig>::NEW,
+    &Kind::<websocket::WebsocketConfig>::NEW,
     &Kind::<command::CommandConfig>::NEW,
+    &Kind::<metrics::MetricsConfig>::NEW,
+    &Kind::<prometheus::PrometheusConfig>::NEW,
+    &Kind::<grpc::GrpcConfig>::NEW,
+    &Kind::<postgres::PostgresConfig>::NEW,
+    &Kind::<redis::RedisConfig>::NEW,
+    &Kind::<sqlite::SqliteConfig>::NEW,
+    &Kind::<disk::DiskConfig>::NEW,
+    &Kind::<file::FileConfig>::NEW,
+    &Kind::<heartbeat::HeartbeatConfig>::NEW,
+    &Kind::<vitalis::VitalisConfig>::NEW,
 ];
 
 /// The probe type called `name`.
@@ -84,7 +119,24 @@ mod tests {
             );
             assert!(kind(name).is_some());
         }
-        for built in ["http", "tcp", "command"] {
+        for built in [
+            "http",
+            "tcp",
+            "command",
+            "postgres",
+            "redis",
+            "sqlite",
+            "disk",
+            "file",
+            "tls",
+            "dns",
+            "websocket",
+            "metrics",
+            "prometheus",
+            "grpc",
+            "heartbeat",
+            "vitalis",
+        ] {
             assert!(names.contains(&built), "{built} is not in KINDS");
         }
     }

@@ -18,6 +18,9 @@ pub struct BuildCx {
     pub check: String,
     /// The check's timeout.
     pub timeout: Duration,
+    /// The heartbeat store that `heartbeat` checks read and the heartbeat
+    /// endpoint writes: pass the same store to every build (and reload).
+    pub heartbeats: crate::heartbeat::Heartbeats,
 }
 
 impl Default for BuildCx {
@@ -26,6 +29,7 @@ impl Default for BuildCx {
             component: String::new(),
             check: String::new(),
             timeout: Duration::from_secs(2),
+            heartbeats: crate::heartbeat::Heartbeats::default(),
         }
     }
 }
@@ -98,6 +102,25 @@ impl<C: ProbeConfig> ProbeKind for Kind<C> {
             .flatten();
             BuildError { key, message }
         })?;
-        config.build(cx)
+        Ok(Arc::new(Async(config.build(cx)?)))
+    }
+}
+
+/// Marks a built probe as purely async: every built-in probe awaits its I/O
+/// and never blocks its thread, so the engine runs it on the shared worker
+/// pool (see [`Check::may_block`]).
+struct Async(Arc<dyn Check>);
+
+impl Check for Async {
+    fn run(&self, cx: vitalis_core::CheckCx) -> vitalis_core::BoxFuture<'_, vitalis_core::Outcome> {
+        self.0.run(cx)
+    }
+
+    fn target_host(&self) -> Option<String> {
+        self.0.target_host()
+    }
+
+    fn may_block(&self) -> bool {
+        false
     }
 }

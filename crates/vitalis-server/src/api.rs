@@ -29,6 +29,9 @@ pub trait Control: Send + Sync + 'static {
     fn register(&self, id: String, body: Value) -> BoxFuture<'_, Result<bool, ApiError>>;
     /// Removes a run-time registered component.
     fn deregister(&self, id: String) -> BoxFuture<'_, Result<(), ApiError>>;
+    /// Records a pushed heartbeat for a component (the raw request body:
+    /// empty, or `{"status": "fail", "output": "…"}`).
+    fn heartbeat(&self, id: String, body: Vec<u8>) -> BoxFuture<'_, Result<(), ApiError>>;
 }
 
 /// The server's own lifecycle, for `/livez` and `/readyz`.
@@ -78,6 +81,7 @@ pub(crate) fn router(state: Arc<ApiState>) -> Router {
         .route("/health/groups/{id}", get(group))
         .route("/v1/reload", post(reload))
         .route("/v1/components/{id}", put(register).delete(deregister))
+        .route("/v1/components/{id}/heartbeat", post(heartbeat))
         .with_state(state)
 }
 
@@ -421,4 +425,19 @@ async fn deregister(
     );
     result?;
     Ok(Json(json!({"id": id, "status": "removed"})).into_response())
+}
+
+async fn heartbeat(
+    State(st): St,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let auth = st.auth.load();
+    let caller = auth.identify(&headers)?;
+    auth.require(&caller, Scope::Heartbeat)?;
+    let control = control(&st)?;
+    control.heartbeat(id.clone(), body.to_vec()).await?;
+    tracing::debug!(target: "vitalis::audit", token = caller.name(), action = "heartbeat", target = %id, "heartbeat");
+    Ok(Json(json!({"id": id, "status": "recorded"})).into_response())
 }

@@ -10,7 +10,7 @@ use arc_swap::ArcSwap;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use tokio::signal::unix::{SignalKind, signal};
-use vitalis_config::{Config, JsonOptions, LoadOptions};
+use vitalis_config::{Config, LoadOptions};
 use vitalis_core::{BoxFuture, Changes, CheckRuntime, Engine, Source};
 use vitalis_server::{Api, ApiError, Auth, Control, Lifecycle};
 
@@ -141,10 +141,7 @@ impl Control for Daemon {
                     "change it there and reload",
                 ));
             }
-            let opts = JsonOptions {
-                defaults: cfg.defaults.clone(),
-                source: Source::Registered,
-            };
+            let opts = cfg.json_options(Source::Registered, &self.opts.heartbeats);
             let component =
                 vitalis_config::component_from_json(&body, &id, &cfg.server.registration, &opts)
                     .map_err(|e| {
@@ -155,6 +152,19 @@ impl Control for Daemon {
                 ApiError::bad_request("the component does not fit the registry", e.to_string())
             })?;
             Ok(created)
+        })
+    }
+
+    fn heartbeat(&self, id: String, body: Vec<u8>) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async move {
+            let heartbeats = &self.opts.heartbeats;
+            if !heartbeats.is_watched(&id) {
+                return Err(ApiError::not_found("heartbeat check for component", &id));
+            }
+            let (status, output) = vitalis_probes::heartbeat::parse_body(&body)
+                .map_err(|e| ApiError::bad_request("invalid heartbeat", e))?;
+            heartbeats.record(&id, status, output);
+            Ok(())
         })
     }
 

@@ -19,6 +19,11 @@ scopes = ["read", "admin", "write"]
 name = "dashboard"
 value = "read-only"
 scopes = ["read"]
+
+[[server.token]]
+name = "batch-job"
+value = "beat-token"
+scopes = ["heartbeat"]
 "#;
 
 /// exchange (tcp, critical) ← risk-engine (http, critical); backups (nagios, warn impact).
@@ -485,4 +490,109 @@ async fn sigterm_drains_then_exits() {
     );
     assert_eq!(d.wait(Duration::from_secs(5)), Some(0));
     assert!(d.log().contains("stopped"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_are_pushed_and_expire() {
+    let dir = TestDir::new();
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tcp_addr = tcp.local_addr().unwrap().to_string();
+    let http = HttpTarget::start().await;
+    let extra = "\n[[component]]\nid = \"nightly-export\"\n  [[component.check]]\n  name = \"beat\"\n  type = \"heartbeat\"\n  ttl = \"1s\"\n  interval = \"100ms\"\n";
+    dir.write("vitalis.toml", &platform(&tcp_addr, &http.addr, extra));
+    let d = Daemon::start(&dir, "vitalis.toml");
+    let url = format!("{}/v1/components/nightly-export/heartbeat", d.base);
+    let beat_status = async || {
+        let (_, c) = status_of(&d, "/health/components/nightly-export").await;
+        (
+            c["checks"][0]["status"].as_str().unwrap_or("").to_string(),
+            c["checks"][0]["error"].as_str().unwrap_or("").to_string(),
+        )
+    };
+    assert_eq!(
+        client().post(&url).send().await.unwrap().status().as_u16(),
+        401
+    );
+    assert_eq!(
+        client()
+            .post(&url)
+            .bearer_auth("read-only")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        403
+    );
+    let resp = client()
+        .post(format!("{}/v1/components/exchange/heartbeat", d.base))
+        .bearer_auth("beat-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status().as_u16(),
+        404,
+        "no heartbeat check reads that component"
+    );
+    // No heartbeat yet: fails (after its first run) saying so.
+    eventually(Duration::from_secs(5), "no-heartbeat failure", async || {
+        (beat_status().await.0 == "fail").then_some(())
+    })
+    .await;
+    assert_eq!(
+        client()
+            .post(&url)
+            .bearer_auth("beat-token")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    eventually(Duration::from_secs(3), "heartbeat pass", async || {
+        (beat_status().await.0 == "pass").then_some(())
+    })
+    .await;
+    // A reported failure fails the check with the job's words.
+    let resp = client()
+        .post(&url)
+        .bearer_auth("beat-token")
+        .json(&json!({"status": "fail", "output": "export aborted: disk full"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let (_, err) = eventually(Duration::from_secs(3), "reported failure", async || {
+        let s = beat_status().await;
+        (s.0 == "fail").then_some(s)
+    })
+    .await;
+    assert!(err.contains("export aborted: disk full"), "{err}");
+    let resp = client()
+        .post(&url)
+        .bearer_auth("beat-token")
+        .body("{broken")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    // A good beat, then silence past the ttl.
+    client()
+        .post(&url)
+        .bearer_auth("beat-token")
+        .send()
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(3), "pass again", async || {
+        (beat_status().await.0 == "pass").then_some(())
+    })
+    .await;
+    let (_, err) = eventually(Duration::from_secs(4), "expiry", async || {
+        let s = beat_status().await;
+        (s.0 == "fail").then_some(s)
+    })
+    .await;
+    assert!(err.contains("ttl") || err.contains("no heartbeat"), "{err}");
 }

@@ -3,16 +3,14 @@
 //! aggregator. A run never overlaps the previous one.
 
 use std::any::Any;
-use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use jiff::Timestamp;
+use tokio::runtime::Handle;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::{Instant, sleep_until};
 
 use super::{IDLE, Limits, Msg, REQUESTED, RUNNING, Resolved, Slot};
@@ -53,6 +51,9 @@ impl Runner {
         let host_limit = check.target_host().and_then(|h| limits.for_host(&h));
         let mut breaker = Breaker::new(settings.breaker);
         let mut due = Instant::now() + first_delay;
+        // A run abandoned at its timeout that has not returned yet (it blocks
+        // its thread): no new run starts until it does.
+        let mut abandoned: Option<(AbortHandle, Instant)> = None;
         loop {
             let triggered = tokio::select! {
                 _ = slot.cancel.cancelled() => return,
@@ -65,7 +66,11 @@ impl Runner {
             let now = Instant::now();
             slot.state.store(RUNNING, Ordering::Release);
             let forced = slot.forced.swap(false, Ordering::AcqRel);
-            if !slot.active.load(Ordering::Acquire) || !breaker.try_acquire(now, forced) {
+            if abandoned.as_ref().is_some_and(|(h, _)| h.is_finished()) {
+                abandoned = None;
+            }
+            let runnable = abandoned.is_none() && slot.active.load(Ordering::Acquire);
+            if !runnable && abandoned.is_none() || runnable && !breaker.try_acquire(now, forced) {
                 slot.state.store(IDLE, Ordering::Release);
                 due = breaker.open_until().unwrap_or(now + settings.interval);
                 continue;
@@ -75,18 +80,29 @@ impl Runner {
             } else {
                 now.saturating_duration_since(due)
             };
-            slot.set_in_flight(Some(now));
-            let started = now;
-            let outcome = run_once(
-                &*check,
-                settings.timeout,
-                limits.global.clone(),
-                host_limit.clone(),
-            )
-            .await;
+            let outcome = match &abandoned {
+                Some((_, since)) => Outcome::fail(format!(
+                    "the previous run, started {} ago, is still running past its {} timeout and does not yield \
+                     (a blocking call in async code?); no new run starts until it returns",
+                    humanize(now.saturating_duration_since(*since)),
+                    humanize(settings.timeout)
+                )),
+                None => {
+                    slot.set_in_flight(Some(now));
+                    let (outcome, still_running) = attempt(
+                        &check,
+                        settings.timeout,
+                        limits.global.clone(),
+                        host_limit.clone(),
+                    )
+                    .await;
+                    abandoned = still_running.map(|h| (h, now));
+                    slot.set_in_flight(None);
+                    outcome
+                }
+            };
             let finished_at = Instant::now();
-            let duration = finished_at.saturating_duration_since(started);
-            slot.set_in_flight(None);
+            let duration = finished_at.saturating_duration_since(now);
             let urgent = slot.urgent.swap(false, Ordering::AcqRel);
             slot.state.store(IDLE, Ordering::Release);
             breaker.record(outcome.status, finished_at);
@@ -132,39 +148,21 @@ fn jittered(interval: Duration) -> Duration {
     )
 }
 
-/// One attempt: concurrency permits, then the check, bounded by `timeout`
-/// overall; a panic becomes a `fail` with its message.
-async fn run_once(
-    check: &dyn Check,
+/// One attempt: concurrency permits, then the check in a task of its own,
+/// bounded by `timeout` overall. A check whose code may block its thread
+/// ([`Check::may_block`]) runs on a thread of tokio's blocking pool, so it
+/// cannot stall the workers (and their timers) that other checks share. A
+/// panic becomes a `fail` with its message. A run still going at the timeout
+/// is abandoned: the caller gets its handle to tell when it finally ends.
+async fn attempt(
+    check: &Arc<dyn Check>,
     timeout: Duration,
     global: Option<Arc<Semaphore>>,
     host: Option<(String, Arc<Semaphore>)>,
-) -> Outcome {
-    let cx = CheckCx::new(timeout);
-    let cancel = cx.cancel_token();
-    let attempt = async {
-        let _g: Option<OwnedSemaphorePermit> = match global {
-            Some(s) => Some(s.acquire_owned().await.expect("semaphore never closed")),
-            None => None,
-        };
-        let _h: Option<OwnedSemaphorePermit> = match &host {
-            Some((_, s)) => Some(
-                s.clone()
-                    .acquire_owned()
-                    .await
-                    .expect("semaphore never closed"),
-            ),
-            None => None,
-        };
-        CatchUnwind(check.run(cx)).await
-    };
-    let outcome = match tokio::time::timeout(timeout, attempt).await {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(panic)) => Outcome::fail(format!(
-            "check panicked: {}; this is a bug in the check's code (the engine isolated it and kept running)",
-            panic_message(&*panic)
-        )),
-        Err(_) => Outcome::fail(match &host {
+) -> (Outcome, Option<AbortHandle>) {
+    let deadline = Instant::now() + timeout;
+    let timed_out = || {
+        Outcome::fail(match &host {
             Some((h, _)) => format!(
                 "timed out after {}: no answer from {h} within the check's timeout; look at that target's latency and load, or raise `timeout`",
                 humanize(timeout)
@@ -173,10 +171,63 @@ async fn run_once(
                 "timed out after {}: the check did not finish within its timeout; look at what it waits on, or raise `timeout`",
                 humanize(timeout)
             ),
-        }),
+        })
     };
-    cancel.cancel();
-    outcome
+    let permits = async {
+        let g = match global {
+            Some(s) => Some(s.acquire_owned().await.expect("semaphore never closed")),
+            None => None,
+        };
+        let h = match &host {
+            Some((_, s)) => Some(
+                s.clone()
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore never closed"),
+            ),
+            None => None,
+        };
+        (g, h)
+    };
+    let Ok(permits) = tokio::time::timeout_at(deadline, permits).await else {
+        return (timed_out(), None);
+    };
+    let cx = CheckCx::new(deadline.saturating_duration_since(Instant::now()));
+    let cancel = cx.cancel_token();
+    let may_block = check.may_block();
+    let check = check.clone();
+    let body = {
+        let cancel = cancel.clone();
+        async move {
+            let _permits: (Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>) = permits;
+            tokio::select! {
+                outcome = check.run(cx) => Some(outcome),
+                _ = cancel.cancelled() => None,
+            }
+        }
+    };
+    let mut run: JoinHandle<Option<Outcome>> = if may_block {
+        let handle = Handle::current();
+        tokio::task::spawn_blocking(move || handle.block_on(body))
+    } else {
+        tokio::spawn(body)
+    };
+    let outcome = match tokio::time::timeout_at(deadline, &mut run).await {
+        Ok(Ok(Some(outcome))) => outcome,
+        Ok(Err(e)) if e.is_panic() => Outcome::fail(format!(
+            "check panicked: {}; this is a bug in the check's code (the engine isolated it and kept running)",
+            panic_message(&*e.into_panic())
+        )),
+        Ok(_) => {
+            Outcome::fail("the run was cancelled before it finished (the engine is shutting down?)")
+        }
+        Err(_) => {
+            cancel.cancel();
+            run.abort();
+            return (timed_out(), Some(run.abort_handle()));
+        }
+    };
+    (outcome, None)
 }
 
 /// Formats a duration the way config files write it (`2s`, `250ms`, `1.5s`).
@@ -198,22 +249,6 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
         s.clone()
     } else {
         "non-string panic payload".to_string()
-    }
-}
-
-/// Polls a future, turning a panic into an error.
-struct CatchUnwind<F>(F);
-
-impl<F: Future + Unpin> Future for CatchUnwind<F> {
-    type Output = Result<F::Output, Box<dyn Any + Send>>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = &mut self.0;
-        match catch_unwind(AssertUnwindSafe(|| Pin::new(&mut *inner).poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
-            Err(panic) => Poll::Ready(Err(panic)),
-        }
     }
 }
 

@@ -11,8 +11,20 @@ use tokio::time::{Instant, sleep};
 use crate::events::{Change, Replay, Subject};
 use crate::{
     BreakerSettings, CheckSettings, CheckSpec, Circuit, Component, Defaults, Engine, Group, Level,
-    Outcome, Snapshot, Status, View, check_fn,
+    Outcome, Snapshot, Status, View,
 };
+
+/// Paused-time tests run checks on the test's runtime: their closures are
+/// async-only, so they run on the shared workers (blocking-pool threads would
+/// hold off tokio's auto-advance of paused time).
+fn check_fn<F, Fut, O>(f: F) -> crate::check::FnCheck<F>
+where
+    F: Fn(crate::CheckCx) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = O> + Send + 'static,
+    O: crate::IntoOutcome,
+{
+    crate::check_fn(f).nonblocking()
+}
 
 fn counting(runs: &Arc<AtomicUsize>, status: Status) -> impl crate::Check {
     let runs = runs.clone();
@@ -599,4 +611,83 @@ async fn root_causes_flow_through_the_engine() {
     assert_eq!(agg.root_causes, vec![0]);
     assert_eq!(agg.impacted_by[1], vec![0]);
     assert_eq!(snap.components[1].status, Some(Status::Fail));
+}
+
+/// Real time, a dedicated check runtime: a check that blocks its thread
+/// (a closure: `may_block` by default, so it runs on the blocking pool) is
+/// reported on time, other checks keep running, and no second run piles up
+/// behind the blocked one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_check_blocking_its_thread_is_reported_on_time() {
+    let fast_runs = Arc::new(AtomicUsize::new(0));
+    let blocked_runs = Arc::new(AtomicUsize::new(0));
+    let b2 = blocked_runs.clone();
+    let engine = Engine::builder()
+        .check_runtime(crate::CheckRuntime::Dedicated(2))
+        .tick(Duration::from_millis(50))
+        .component(
+            Component::new("blocker").check(
+                CheckSpec::ready(
+                    "sync-io",
+                    crate::check_fn(move |_| {
+                        b2.fetch_add(1, Ordering::SeqCst);
+                        async {
+                            std::thread::sleep(Duration::from_millis(1500));
+                            Outcome::pass("finally")
+                        }
+                    }),
+                )
+                .timeout(Duration::from_millis(200))
+                .interval(Duration::from_millis(300)),
+            ),
+        )
+        .component(
+            Component::new("fast").check(
+                CheckSpec::live("up", counting(&fast_runs, Status::Pass))
+                    .interval(Duration::from_millis(100)),
+            ),
+        )
+        .start()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let snap = until(&engine, Duration::from_secs(3), |s| {
+        check(s, "blocker", "sync-io").status == Status::Fail
+    })
+    .await;
+    // First run within 1 s, then its 200 ms timeout, plus slack.
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "reported after {:?}",
+        started.elapsed()
+    );
+    let err = check(&snap, "blocker", "sync-io")
+        .result
+        .as_ref()
+        .unwrap()
+        .error
+        .clone()
+        .unwrap();
+    assert!(err.starts_with("timed out after 200ms"), "{err}");
+    let before = fast_runs.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        fast_runs.load(Ordering::SeqCst) > before + 2,
+        "other checks keep running"
+    );
+    // The next due time finds the blocked run still going: reported, not piled up.
+    let snap = until(&engine, Duration::from_secs(2), |s| {
+        let r = check(s, "blocker", "sync-io")
+            .result
+            .as_ref()
+            .and_then(|r| r.error.clone())
+            .unwrap_or_default();
+        r.contains("still running past its 200ms timeout")
+    })
+    .await;
+    assert_eq!(check(&snap, "blocker", "sync-io").status, Status::Fail);
+    assert_eq!(
+        blocked_runs.load(Ordering::SeqCst),
+        1,
+        "no run started behind the blocked one"
+    );
 }

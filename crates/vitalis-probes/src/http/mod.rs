@@ -40,7 +40,7 @@ use crate::secret::{Redactor, Secret, redact_url};
 use crate::{BuildCx, BuildError, ProbeConfig};
 
 mod check;
-mod client;
+pub(crate) mod client;
 mod sign;
 
 #[cfg(test)]
