@@ -603,10 +603,8 @@ async fn root_causes_flow_through_the_engine() {
         )
         .start()
         .unwrap();
-    let snap = until(&engine, Duration::from_secs(2), |s| {
-        s.system() == Status::Fail
-    })
-    .await;
+    let snap = until(&engine, Duration::from_secs(2), |s| s.checks.iter().all(|c| c.runs >= 1)).await;
+    assert_eq!(snap.system(), Status::Fail);
     let agg = snap.view(View::All);
     assert_eq!(agg.root_causes, vec![0]);
     assert_eq!(agg.impacted_by[1], vec![0]);
