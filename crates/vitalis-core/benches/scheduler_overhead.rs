@@ -96,7 +96,12 @@ fn main() {
     };
     let baseline = measure(0, false, wall);
     let loaded = measure(10_000, false, wall);
-    let closures = measure(10_000, true, wall);
+    // VITALIS_BENCH_ASYNC_ONLY=1 skips the closure run (for profiling).
+    let closures = if std::env::var_os("VITALIS_BENCH_ASYNC_ONLY").is_some() {
+        baseline
+    } else {
+        measure(10_000, true, wall)
+    };
     println!(
         "scheduler overhead for 10 000 async checks at 1 s: {:.2}% of one core (baseline {:.2}%)",
         (loaded - baseline) * 100.0,

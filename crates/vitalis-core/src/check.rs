@@ -8,8 +8,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use crate::cancel::CancelToken;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use crate::model::{IntoOutcome, Outcome};
 
@@ -24,7 +24,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub struct CheckCx {
     deadline: Instant,
     timeout: Duration,
-    cancel: CancellationToken,
+    cancel: CancelToken,
 }
 
 impl CheckCx {
@@ -33,7 +33,17 @@ impl CheckCx {
         CheckCx {
             deadline: Instant::now() + timeout,
             timeout,
-            cancel: CancellationToken::new(),
+            cancel: CancelToken::new(),
+        }
+    }
+
+    /// A context sharing a cancellation token (the engine reuses one token
+    /// across runs until a run is cancelled).
+    pub(crate) fn with_token(deadline: Instant, timeout: Duration, cancel: CancelToken) -> Self {
+        CheckCx {
+            deadline,
+            timeout,
+            cancel,
         }
     }
 
@@ -60,10 +70,6 @@ impl CheckCx {
     /// Whether the run has been abandoned.
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
-    }
-
-    pub(crate) fn cancel_token(&self) -> CancellationToken {
-        self.cancel.clone()
     }
 }
 

@@ -41,6 +41,7 @@
 
 pub mod aggregate;
 pub mod breaker;
+pub mod cancel;
 pub mod check;
 pub mod damping;
 pub mod duration;
@@ -54,6 +55,7 @@ pub mod window;
 
 pub use aggregate::{Aggregate, View};
 pub use breaker::Circuit;
+pub use cancel::CancelToken;
 pub use check::{BoxFuture, Check, CheckCx, check_fn};
 pub use engine::{Changes, CheckRuntime, Engine, EngineBuilder, Observer, Refreshed, RunRecord};
 pub use events::{Change, Event, EventLog, EventReader, Replay, Subject};

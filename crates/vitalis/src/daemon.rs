@@ -208,7 +208,19 @@ fn log_inactive(cfg: &Config) {
 }
 
 pub(crate) async fn serve(path: PathBuf, drain: Duration) -> anyhow::Result<()> {
-    let opts = LoadOptions::new();
+    run_server(path, LoadOptions::new(), drain, |_| ()).await
+}
+
+/// Loads the config at `path` with `opts`, starts the engine and serves the
+/// API until SIGTERM/SIGINT. Prints `listening on http://ADDR` on stdout
+/// first, then calls `on_listening` with the bound address (reload re-reads
+/// `path` with the same `opts`).
+pub(crate) async fn run_server(
+    path: PathBuf,
+    opts: LoadOptions,
+    drain: Duration,
+    on_listening: impl FnOnce(std::net::SocketAddr),
+) -> anyhow::Result<()> {
     let cfg = vitalis_config::load(&path, &opts)?;
     log_inactive(&cfg);
     let engine = engine_for(&cfg)?;
@@ -236,6 +248,7 @@ pub(crate) async fn serve(path: PathBuf, drain: Duration) -> anyhow::Result<()> 
     tracing::info!(config = %path.display(), "listening on http://{local}");
     // Machine-readable for tests and wrappers: the bound address on stdout.
     println!("listening on http://{local}");
+    on_listening(local);
 
     let mut hup = signal(SignalKind::hangup())?;
     let reloader = daemon.clone();

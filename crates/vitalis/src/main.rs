@@ -2,6 +2,7 @@
 
 mod check;
 mod daemon;
+mod demo;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,6 +47,44 @@ enum Command {
         /// Time between /readyz turning 503 and the listener closing on SIGTERM.
         #[arg(long, default_value = "1s", value_parser = parse_duration)]
         drain: std::time::Duration,
+    },
+    /// Run the demo: a simulated trading platform watched by Vitalis with the four packs.
+    ///
+    /// Example: `vitalis demo --fault trading-db:down`
+    ///
+    /// Starts a risk engine, a KServe v2 model server, a feature pipeline, an
+    /// exchange (REST + a primary and a failover WebSocket feed), a trading
+    /// app, a trading database (SQLite in the data dir) and its backup job,
+    /// all on loopback, then Vitalis with packs/{risk,ml,exchange,data}.toml,
+    /// and prints the URLs. Break a component with `--fault` or the fault API
+    /// (`POST /faults/{component}/{mode}`, `DELETE /faults/{component}`) and
+    /// watch the root cause. Ctrl-C stops it.
+    ///
+    /// Fault modes, by component:
+    ///   risk-engine: down, slow, erroring, stale, limits-off, stop-loss-off, breakers-stuck
+    ///   model-server: down, slow, erroring, model-unloaded, drift-stalled, accuracy-degraded
+    ///   feature-pipeline: stale
+    ///   exchange-api: down, slow, erroring, rate-limited
+    ///   market-data: down, feed-silent, failover-down
+    ///   market-data-failover: down, feed-silent
+    ///   trading-db: down, slow (PostgreSQL only), stale
+    ///   backups: down, erroring
+    #[command(verbatim_doc_comment)]
+    Demo {
+        /// Address of the Vitalis API.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Inject a fault at start, `<component>:<mode>` (repeatable).
+        #[arg(long = "fault", value_parser = demo::parse_fault)]
+        faults: Vec<(String, vitalis_sim::Mode)>,
+        /// Where the demo keeps its config, packs, databases and backups
+        /// (default: vitalis-demo in the system temp dir).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Use this PostgreSQL database (`postgres://user:pass@host:port/db`)
+        /// as the trading database, with packs/data.toml, instead of SQLite.
+        #[arg(long)]
+        postgres: Option<String>,
     },
     /// Run every check once, print the results, exit with the system status.
     ///
@@ -99,6 +138,21 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config, drain } => runtime()
             .and_then(|rt| rt.block_on(daemon::serve(config, drain)))
+            .map(|()| 0),
+        Command::Demo {
+            listen,
+            faults,
+            data_dir,
+            postgres,
+        } => runtime()
+            .and_then(|rt| {
+                rt.block_on(demo::run(demo::DemoArgs {
+                    listen,
+                    faults,
+                    data_dir,
+                    postgres,
+                }))
+            })
             .map(|()| 0),
         Command::Check { config, format } => {
             runtime().and_then(|rt| rt.block_on(check::run(config, format)))

@@ -4,4 +4,5 @@
 mod util;
 
 mod check_cmd;
+mod demo;
 mod serve;

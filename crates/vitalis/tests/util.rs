@@ -55,14 +55,44 @@ pub(crate) struct Daemon {
     child: Child,
     pub(crate) base: String,
     log: Arc<Mutex<String>>,
+    stdout: Option<BufReader<std::process::ChildStdout>>,
 }
 
 impl Daemon {
     pub(crate) fn start(dir: &TestDir, config: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vitalis"))
-            .args([
+        Self::spawn(
+            dir,
+            &[
                 "serve", "--config", config, "--drain", "1s", "--log", "info",
-            ])
+            ],
+        )
+        .0
+    }
+
+    /// Starts `vitalis demo --listen 127.0.0.1:0 --data-dir <dir>/demo ARGS`;
+    /// returns it and its stdout lines (the URLs) up to "Ctrl-C …".
+    pub(crate) fn start_demo(dir: &TestDir, args: &[&str]) -> (Self, Vec<String>) {
+        let data = dir.path("demo").display().to_string();
+        let mut all = vec!["demo", "--listen", "127.0.0.1:0", "--data-dir", &data];
+        all.extend_from_slice(args);
+        let (mut d, mut stdout) = Self::spawn(dir, &all);
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            let n = stdout.read_line(&mut line).expect("read stdout");
+            assert!(n > 0, "vitalis demo closed stdout; log: {}", d.log());
+            if line.starts_with("Ctrl-C") {
+                break;
+            }
+            lines.push(line.trim().to_string());
+        }
+        d.stdout = Some(stdout);
+        (d, lines)
+    }
+
+    fn spawn(dir: &TestDir, args: &[&str]) -> (Self, BufReader<std::process::ChildStdout>) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vitalis"))
+            .args(args)
             .current_dir(dir.dir.path())
             .env("VITALIS_TEST_TOKEN", "ops-token")
             .stdout(Stdio::piped())
@@ -90,7 +120,15 @@ impl Daemon {
                 )
             })
             .to_string();
-        Daemon { child, base, log }
+        (
+            Daemon {
+                child,
+                base,
+                log,
+                stdout: None,
+            },
+            stdout,
+        )
     }
 
     pub(crate) fn log(&self) -> String {

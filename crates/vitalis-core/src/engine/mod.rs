@@ -13,15 +13,16 @@ mod tally;
 mod world;
 
 use std::collections::HashMap;
+use std::hash::Hasher;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::cancel::CancelToken;
 use arc_swap::ArcSwap;
 use tokio::runtime::Handle;
-use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use crate::events::{EventLog, EventReader};
 use crate::model::{CheckResult, Level};
@@ -118,7 +119,8 @@ impl Resolved {
 #[derive(Debug)]
 pub(crate) struct Slot {
     pub(crate) key: u64,
-    pub(crate) trigger: Notify,
+    /// The mailbox of the scheduler shard that runs this check.
+    inbox: Arc<runner::Inbox>,
     /// [`IDLE`], [`REQUESTED`] or [`RUNNING`]: makes requested runs single-flight.
     pub(crate) state: AtomicU8,
     pub(crate) forced: AtomicBool,
@@ -127,22 +129,25 @@ pub(crate) struct Slot {
     /// Start of the run in flight, in µs since `base` plus one; 0 when idle.
     in_flight_since: AtomicU64,
     pub(crate) base: Instant,
-    pub(crate) cancel: CancellationToken,
 }
 
 impl Slot {
-    fn new(key: u64, base: Instant, active: bool) -> Self {
+    fn new(key: u64, base: Instant, active: bool, inbox: Arc<runner::Inbox>) -> Self {
         Slot {
             key,
-            trigger: Notify::new(),
+            inbox,
             state: AtomicU8::new(IDLE),
             forced: AtomicBool::new(false),
             urgent: AtomicBool::new(false),
             active: AtomicBool::new(active),
             in_flight_since: AtomicU64::new(0),
             base,
-            cancel: CancellationToken::new(),
         }
+    }
+
+    /// Stops scheduling the check (removal, replacement).
+    pub(crate) fn stop(&self) {
+        self.inbox.push(runner::Command::Stop(self.key));
     }
 
     pub(crate) fn set_in_flight(&self, since: Option<Instant>) {
@@ -174,7 +179,7 @@ impl Slot {
             if forced {
                 self.forced.store(true, Ordering::Release);
             }
-            self.trigger.notify_one();
+            self.inbox.push(runner::Command::Request(self.key));
         }
     }
 }
@@ -207,7 +212,7 @@ impl Limits {
 
 /// Messages to the aggregator.
 pub(crate) enum Msg {
-    Finished(Box<runner::Finished>),
+    Finished(Vec<runner::Finished>),
     Apply(Changes, oneshot::Sender<Result<(), RegistryError>>),
 }
 
@@ -221,6 +226,27 @@ pub struct Changes {
     pub upsert: Vec<Component>,
     /// Component ids to remove.
     pub remove: Vec<String>,
+}
+
+/// Hashes the engine's sequential check keys with one multiplication
+/// (Fibonacci hashing): the hot paths look one up per result.
+#[derive(Default)]
+pub(crate) struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
 /// Counters the engine keeps about itself (for `/livez` and metrics).
@@ -253,7 +279,7 @@ struct Shared {
 struct Inner {
     shared: Arc<Shared>,
     tx: mpsc::UnboundedSender<Msg>,
-    cancel: CancellationToken,
+    cancel: CancelToken,
     _runtime: Option<OwnedRuntime>,
 }
 
@@ -389,6 +415,11 @@ impl EngineBuilder {
     /// Outside a tokio runtime.
     pub fn start(self) -> Result<Engine, RegistryError> {
         let control = Handle::current();
+        let shard_count = match self.runtime {
+            CheckRuntime::Dedicated(n) => n.max(1),
+            CheckRuntime::Handle(_) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            CheckRuntime::Current => 1,
+        };
         let (owned, checks_on) = match self.runtime {
             CheckRuntime::Current => (None, control.clone()),
             CheckRuntime::Handle(h) => (None, h),
@@ -414,15 +445,23 @@ impl EngineBuilder {
             hosts: Mutex::new(HashMap::new()),
         });
         let (tx, rx) = mpsc::unbounded_channel();
-        let cancel = CancellationToken::new();
+        let cancel = CancelToken::new();
+        // Scheduler shards: one per check worker thread.
+        let shards: Vec<Arc<runner::Inbox>> = (0..shard_count)
+            .map(|_| Arc::new(runner::Inbox::default()))
+            .collect();
+        for inbox in &shards {
+            checks_on.spawn(
+                runner::Shard::new(inbox.clone(), tx.clone(), limits.global.clone(), base).run(),
+            );
+        }
         let mut world = world::World::new(world::Setup {
             epoch,
             base,
             defaults: self.defaults,
             events: events.clone(),
             limits,
-            tx: tx.clone(),
-            checks_on,
+            shards,
             cancel: cancel.clone(),
             observer: self.observer,
         });

@@ -1,21 +1,36 @@
-//! One task per check: waits for its turn, runs the check once under its
-//! timeout and the circuit breaker, and reports the result to the
-//! aggregator. A run never overlaps the previous one.
+//! The scheduler: a few shard tasks on the check runtime, each owning the
+//! checks whose key falls in its shard. A shard keeps one timer (the earliest
+//! due time), starts due and requested runs, polls the runs in flight, and
+//! sends finished results to the aggregator in batches. No task or timer per
+//! check: 10 000 checks cost a few wake-ups per 10 ms scheduling grid slot.
+//!
+//! Per check the rules are those of SPEC section 1: a run never overlaps the
+//! previous one (an abandoned run that has not returned is reported, not
+//! piled up), the circuit breaker gates runs, requested runs are single
+//! flight.
 
 use std::any::Any;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::cancel::CancelToken;
+use atomic_waker::AtomicWaker;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use jiff::Timestamp;
 use tokio::runtime::Handle;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::{Instant, sleep_until};
 
-use super::{IDLE, Limits, Msg, REQUESTED, RUNNING, Resolved, Slot};
+use super::{IDLE, KeyHasher, Limits, Msg, RUNNING, Resolved, Slot};
 use crate::breaker::Breaker;
-use crate::check::{Check, CheckCx};
+use crate::check::{BoxFuture, Check, CheckCx};
 use crate::model::{CheckResult, Outcome};
 
 /// A finished run, as sent to the aggregator.
@@ -29,115 +44,378 @@ pub(crate) struct Finished {
     pub(crate) urgent: bool,
 }
 
-pub(crate) struct Runner {
-    pub(crate) slot: Arc<Slot>,
-    pub(crate) check: Arc<dyn Check>,
-    pub(crate) settings: Resolved,
-    pub(crate) limits: Arc<Limits>,
-    pub(crate) tx: mpsc::UnboundedSender<Msg>,
-    pub(crate) first_delay: Duration,
+/// What the engine tells a shard.
+pub(crate) enum Command {
+    /// Schedule a new check.
+    Add(Box<Entry>),
+    /// Run a check now (a refresh or an on-demand read).
+    Request(u64),
+    /// Forget a check (removed or replaced).
+    Stop(u64),
 }
 
-impl Runner {
-    pub(crate) async fn run(self) {
-        let Runner {
+/// A shard's mailbox: lock held only to push or take the queue.
+#[derive(Default)]
+pub(crate) struct Inbox {
+    queue: Mutex<Vec<Command>>,
+    waker: AtomicWaker,
+    closed: AtomicBool,
+}
+
+impl std::fmt::Debug for Inbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inbox")
+            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inbox {
+    pub(crate) fn push(&self, command: Command) {
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(command);
+        self.waker.wake();
+    }
+
+    /// Ends the shard's task.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    fn take(&self) -> Vec<Command> {
+        std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Resolves when commands are waiting (true) or the inbox closed (false).
+    fn wait(&self) -> impl Future<Output = bool> + '_ {
+        std::future::poll_fn(move |cx| {
+            let ready = || {
+                if self.closed.load(Ordering::Acquire) {
+                    Some(false)
+                } else if !self
+                    .queue
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .is_empty()
+                {
+                    Some(true)
+                } else {
+                    None
+                }
+            };
+            if let Some(r) = ready() {
+                return Poll::Ready(r);
+            }
+            self.waker.register(cx.waker());
+            ready().map_or(Poll::Pending, Poll::Ready)
+        })
+    }
+}
+
+/// One check as its shard holds it.
+pub(crate) struct Entry {
+    slot: Arc<Slot>,
+    check: Arc<dyn Check>,
+    settings: Resolved,
+    host: Option<(String, Arc<Semaphore>)>,
+    breaker: Breaker,
+    /// A run abandoned at its timeout that has not returned yet (it blocks
+    /// its thread): no new run starts until it does.
+    abandoned: Option<(AbortHandle, Instant)>,
+    /// Shared by runs until one is cancelled (at a timeout).
+    token: CancelToken,
+    due: Instant,
+    running: bool,
+}
+
+impl Entry {
+    pub(crate) fn new(
+        slot: Arc<Slot>,
+        check: Arc<dyn Check>,
+        settings: Resolved,
+        limits: &Limits,
+        first_delay: Duration,
+    ) -> Self {
+        let host = check.target_host().and_then(|h| limits.for_host(&h));
+        Entry {
+            breaker: Breaker::new(settings.breaker),
+            due: Instant::now() + first_delay,
             slot,
             check,
             settings,
-            limits,
-            tx,
-            first_delay,
-        } = self;
-        let host_limit = check.target_host().and_then(|h| limits.for_host(&h));
-        let mut breaker = Breaker::new(settings.breaker);
-        let mut due = Instant::now() + first_delay;
-        // A run abandoned at its timeout that has not returned yet (it blocks
-        // its thread): no new run starts until it does.
-        let mut abandoned: Option<(AbortHandle, Instant)> = None;
-        loop {
-            let triggered = tokio::select! {
-                _ = slot.cancel.cancelled() => return,
-                _ = slot.trigger.notified() => true,
-                _ = sleep_until(due), if !settings.on_demand => false,
-            };
-            if triggered && slot.state.load(Ordering::Acquire) != REQUESTED {
-                continue; // the request was served by a scheduled run meanwhile
-            }
-            let now = Instant::now();
-            slot.state.store(RUNNING, Ordering::Release);
-            let forced = slot.forced.swap(false, Ordering::AcqRel);
-            if abandoned.as_ref().is_some_and(|(h, _)| h.is_finished()) {
-                abandoned = None;
-            }
-            let runnable = abandoned.is_none() && slot.active.load(Ordering::Acquire);
-            if !runnable && abandoned.is_none() || runnable && !breaker.try_acquire(now, forced) {
-                slot.state.store(IDLE, Ordering::Release);
-                due = breaker.open_until().unwrap_or(now + settings.interval);
-                continue;
-            }
-            let lag = if triggered {
-                Duration::ZERO
-            } else {
-                now.saturating_duration_since(due)
-            };
-            let outcome = match &abandoned {
-                Some((_, since)) => Outcome::fail(format!(
-                    "the previous run, started {} ago, is still running past its {} timeout and does not yield \
-                     (a blocking call in async code?); no new run starts until it returns",
-                    humanize(now.saturating_duration_since(*since)),
-                    humanize(settings.timeout)
-                )),
-                None => {
-                    slot.set_in_flight(Some(now));
-                    let (outcome, still_running) = attempt(
-                        &check,
-                        settings.timeout,
-                        limits.global.clone(),
-                        host_limit.clone(),
-                    )
-                    .await;
-                    abandoned = still_running.map(|h| (h, now));
-                    slot.set_in_flight(None);
-                    outcome
-                }
-            };
-            let finished_at = Instant::now();
-            let duration = finished_at.saturating_duration_since(now);
-            let urgent = slot.urgent.swap(false, Ordering::AcqRel);
-            slot.state.store(IDLE, Ordering::Release);
-            breaker.record(outcome.status, finished_at);
-            let result = Arc::new(CheckResult::from_outcome(
-                outcome,
-                duration,
-                Timestamp::now(),
-            ));
-            due = match breaker.open_until() {
-                Some(until) => until,
-                None => on_grid(finished_at + jittered(settings.interval), slot.base),
-            };
-            let msg = Finished {
-                key: slot.key,
-                result,
-                breaker: breaker.clone(),
-                next_run: (!settings.on_demand || breaker.open_until().is_some()).then_some(due),
-                lag,
-                urgent,
-            };
-            if tx.send(Msg::Finished(Box::new(msg))).is_err() {
-                return;
-            }
+            host,
+            abandoned: None,
+            token: CancelToken::new(),
+            running: false,
         }
     }
 }
 
-/// Rounds a due time up to the scheduling grid (10 ms from the engine's
-/// start), so timers due close together fire in one wake-up of the runtime
-/// instead of one each.
-fn on_grid(due: Instant, base: Instant) -> Instant {
-    const GRID_US: u128 = 10_000;
-    let since = due.saturating_duration_since(base).as_micros();
-    let rounded = since.div_ceil(GRID_US) * GRID_US;
-    base + Duration::from_micros(rounded as u64)
+/// A run that ended (or was abandoned at its timeout).
+struct RunDone {
+    key: u64,
+    timed_out: bool,
+    outcome: Outcome,
+    abandoned: Option<AbortHandle>,
+    started: Instant,
+    lag: Duration,
+}
+
+/// One shard's task.
+pub(crate) struct Shard {
+    inbox: Arc<Inbox>,
+    entries: HashMap<u64, Entry, std::hash::BuildHasherDefault<KeyHasher>>,
+    timeline: Timeline,
+    inflight: FuturesUnordered<BoxFuture<'static, RunDone>>,
+    batch: Vec<Finished>,
+    tx: mpsc::UnboundedSender<Msg>,
+    global: Option<Arc<Semaphore>>,
+}
+
+impl Shard {
+    pub(crate) fn new(
+        inbox: Arc<Inbox>,
+        tx: mpsc::UnboundedSender<Msg>,
+        global: Option<Arc<Semaphore>>,
+        base: Instant,
+    ) -> Self {
+        Shard {
+            inbox,
+            entries: HashMap::default(),
+            timeline: Timeline {
+                base,
+                buckets: BTreeMap::new(),
+            },
+            inflight: FuturesUnordered::new(),
+            batch: Vec::new(),
+            tx,
+            global,
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        let far = || Instant::now() + Duration::from_secs(3600);
+        let sleep = sleep_until(far());
+        tokio::pin!(sleep);
+        loop {
+            for command in self.inbox.take() {
+                match command {
+                    Command::Add(entry) => {
+                        let key = entry.slot.key;
+                        let mut entry = *entry;
+                        if !entry.settings.on_demand {
+                            entry.due = self.timeline.push(entry.due, key);
+                        }
+                        self.entries.insert(key, entry);
+                    }
+                    Command::Request(key) => self.start(key, true),
+                    Command::Stop(key) => {
+                        self.entries.remove(&key);
+                    }
+                }
+            }
+            let now = Instant::now();
+            while let Some((at, keys)) = self.timeline.pop_due(now) {
+                for key in keys {
+                    // Stale items (the entry moved on, or was removed) are skipped.
+                    if self
+                        .entries
+                        .get(&key)
+                        .is_some_and(|e| e.due == at && !e.running)
+                    {
+                        self.start(key, false);
+                    }
+                }
+            }
+            // Runs that finish at once (most) are collected in this pass.
+            while let Some(Some(done)) = futures_util::FutureExt::now_or_never(self.inflight.next())
+            {
+                self.finish(done);
+            }
+            if !self.batch.is_empty()
+                && self
+                    .tx
+                    .send(Msg::Finished(std::mem::take(&mut self.batch)))
+                    .is_err()
+            {
+                return;
+            }
+            let next = self.timeline.next().unwrap_or_else(far);
+            sleep.as_mut().reset(next);
+            tokio::select! {
+                biased;
+                open = self.inbox.wait() => if !open { return },
+                Some(done) = self.inflight.next(), if !self.inflight.is_empty() => self.finish(done),
+                _ = &mut sleep => {}
+            }
+        }
+    }
+
+    /// Starts a run of `key` if its rules allow one now.
+    fn start(&mut self, key: u64, requested: bool) {
+        let Some(e) = self.entries.get_mut(&key) else {
+            return;
+        };
+        if e.running {
+            return; // single flight: the run in progress serves the request
+        }
+        let now = Instant::now();
+        let slot = e.slot.clone();
+        slot.state.store(RUNNING, Ordering::Release);
+        let forced = slot.forced.swap(false, Ordering::AcqRel);
+        if e.abandoned.as_ref().is_some_and(|(h, _)| h.is_finished()) {
+            e.abandoned = None;
+        }
+        let runnable = e.abandoned.is_none() && slot.active.load(Ordering::Acquire);
+        if !runnable && e.abandoned.is_none() || runnable && !e.breaker.try_acquire(now, forced) {
+            slot.state.store(IDLE, Ordering::Release);
+            let next = e.breaker.open_until().unwrap_or(now + e.settings.interval);
+            if !e.settings.on_demand || e.breaker.open_until().is_some() {
+                e.due = self.timeline.push(next, key);
+            }
+            return;
+        }
+        let lag = if requested {
+            Duration::ZERO
+        } else {
+            now.saturating_duration_since(e.due)
+        };
+        if let Some((_, since)) = &e.abandoned {
+            let outcome = Outcome::fail(format!(
+                "the previous run, started {} ago, is still running past its {} timeout and does not yield \
+                 (a blocking call in async code?); no new run starts until it returns",
+                humanize(now.saturating_duration_since(*since)),
+                humanize(e.settings.timeout)
+            ));
+            // `abandoned` stays set (with its original start) for the next report.
+            self.finish(RunDone {
+                key,
+                timed_out: false,
+                outcome,
+                abandoned: None,
+                started: now,
+                lag,
+            });
+            return;
+        }
+        slot.set_in_flight(Some(now));
+        e.running = true;
+        let run = attempt(
+            e.check.clone(),
+            e.token.clone(),
+            e.settings.timeout,
+            self.global.clone(),
+            e.host.clone(),
+        );
+        let mut run: BoxFuture<'static, RunDone> = Box::pin(async move {
+            let (outcome, abandoned, timed_out) = run.await;
+            RunDone {
+                key,
+                timed_out,
+                outcome,
+                abandoned,
+                started: now,
+                lag,
+            }
+        });
+        // Many runs finish on their first poll (an in-process check reading
+        // a value): finish those here; the rest wait in `inflight`, which
+        // polls them again with the task's waker.
+        match futures_util::FutureExt::now_or_never(run.as_mut()) {
+            Some(done) => self.finish(done),
+            None => self.inflight.push(run),
+        }
+    }
+
+    /// Records a finished run: breaker, next due time, the result for the aggregator.
+    fn finish(&mut self, done: RunDone) {
+        let Some(e) = self.entries.get_mut(&done.key) else {
+            return; // removed meanwhile
+        };
+        let slot = e.slot.clone();
+        e.running = false;
+        if let Some(h) = done.abandoned {
+            e.abandoned = Some((h, done.started));
+        }
+        if done.timed_out {
+            // The token was cancelled with the run; later runs get a fresh one.
+            e.token = CancelToken::new();
+        }
+        let finished_at = Instant::now();
+        slot.set_in_flight(None);
+        let urgent = slot.urgent.swap(false, Ordering::AcqRel);
+        slot.state.store(IDLE, Ordering::Release);
+        e.breaker.record(done.outcome.status, finished_at);
+        let duration = finished_at.saturating_duration_since(done.started);
+        let result = Arc::new(CheckResult::from_outcome(
+            done.outcome,
+            duration,
+            Timestamp::now(),
+        ));
+        let next = match e.breaker.open_until() {
+            Some(until) => until,
+            None => finished_at + jittered(e.settings.interval),
+        };
+        let scheduled = !e.settings.on_demand || e.breaker.open_until().is_some();
+        if scheduled {
+            e.due = self.timeline.push(next, done.key);
+        }
+        self.batch.push(Finished {
+            key: done.key,
+            result,
+            breaker: e.breaker.clone(),
+            next_run: scheduled.then_some(e.due),
+            lag: done.lag,
+            urgent,
+        });
+    }
+}
+
+/// Due times on a 10 ms scheduling grid (from the engine's start): one
+/// bucket of keys per grid tick, so checks due close together start in one
+/// wake-up, and taking the next due checks costs O(1) per check.
+struct Timeline {
+    base: Instant,
+    buckets: BTreeMap<u64, Vec<u64>>,
+}
+
+impl Timeline {
+    const GRID: Duration = Duration::from_millis(10);
+
+    fn at(&self, tick: u64) -> Instant {
+        self.base + Self::GRID * tick as u32
+    }
+
+    /// Schedules `key` at `due` rounded up to the grid; returns the rounded time.
+    fn push(&mut self, due: Instant, key: u64) -> Instant {
+        let micros = due.saturating_duration_since(self.base).as_micros();
+        let tick = micros.div_ceil(Self::GRID.as_micros()) as u64;
+        self.buckets.entry(tick).or_default().push(key);
+        self.at(tick)
+    }
+
+    /// The earliest scheduled time.
+    fn next(&self) -> Option<Instant> {
+        self.buckets.keys().next().map(|t| self.at(*t))
+    }
+
+    /// The earliest bucket if it is due at `now`.
+    fn pop_due(&mut self, now: Instant) -> Option<(Instant, Vec<u64>)> {
+        let (&tick, _) = self.buckets.first_key_value()?;
+        let at = self.at(tick);
+        (at <= now).then(|| {
+            (
+                at,
+                self.buckets
+                    .pop_first()
+                    .map(|(_, keys)| keys)
+                    .unwrap_or_default(),
+            )
+        })
+    }
 }
 
 /// The interval with ±5 % jitter, so checks sharing an interval drift apart.
@@ -155,11 +433,12 @@ fn jittered(interval: Duration) -> Duration {
 /// panic becomes a `fail` with its message. A run still going at the timeout
 /// is abandoned: the caller gets its handle to tell when it finally ends.
 async fn attempt(
-    check: &Arc<dyn Check>,
+    check: Arc<dyn Check>,
+    token: CancelToken,
     timeout: Duration,
     global: Option<Arc<Semaphore>>,
     host: Option<(String, Arc<Semaphore>)>,
-) -> (Outcome, Option<AbortHandle>) {
+) -> (Outcome, Option<AbortHandle>, bool) {
     let deadline = Instant::now() + timeout;
     let timed_out = || {
         Outcome::fail(match &host {
@@ -190,44 +469,70 @@ async fn attempt(
         (g, h)
     };
     let Ok(permits) = tokio::time::timeout_at(deadline, permits).await else {
-        return (timed_out(), None);
+        return (timed_out(), None, false);
     };
-    let cx = CheckCx::new(deadline.saturating_duration_since(Instant::now()));
-    let cancel = cx.cancel_token();
-    let may_block = check.may_block();
-    let check = check.clone();
-    let body = {
-        let cancel = cancel.clone();
-        async move {
-            let _permits: (Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>) = permits;
-            tokio::select! {
-                outcome = check.run(cx) => Some(outcome),
-                _ = cancel.cancelled() => None,
+    let cx = CheckCx::with_token(deadline, timeout, token.clone());
+    if !check.may_block() {
+        // Purely async: run in place (no task to spawn); dropping the future
+        // at the deadline cancels it.
+        let _permits = permits;
+        return match tokio::time::timeout_at(deadline, CatchUnwind(check.run(cx))).await {
+            Ok(Ok(outcome)) => (outcome, None, false),
+            Ok(Err(panic)) => (panicked(&*panic), None, false),
+            Err(_) => {
+                token.cancel();
+                (timed_out(), None, true)
             }
+        };
+    }
+    // May block: a thread of the blocking pool drives it.
+    let cancel = token.clone();
+    let body = async move {
+        let _permits: (Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>) = permits;
+        tokio::select! {
+            outcome = check.run(cx) => Some(outcome),
+            _ = cancel.cancelled() => None,
         }
     };
-    let mut run: JoinHandle<Option<Outcome>> = if may_block {
-        let handle = Handle::current();
-        tokio::task::spawn_blocking(move || handle.block_on(body))
-    } else {
-        tokio::spawn(body)
-    };
+    let handle = Handle::current();
+    let mut run: JoinHandle<Option<Outcome>> =
+        tokio::task::spawn_blocking(move || handle.block_on(body));
     let outcome = match tokio::time::timeout_at(deadline, &mut run).await {
         Ok(Ok(Some(outcome))) => outcome,
-        Ok(Err(e)) if e.is_panic() => Outcome::fail(format!(
-            "check panicked: {}; this is a bug in the check's code (the engine isolated it and kept running)",
-            panic_message(&*e.into_panic())
-        )),
+        Ok(Err(e)) if e.is_panic() => panicked(&*e.into_panic()),
         Ok(_) => {
             Outcome::fail("the run was cancelled before it finished (the engine is shutting down?)")
         }
         Err(_) => {
-            cancel.cancel();
+            token.cancel();
             run.abort();
-            return (timed_out(), Some(run.abort_handle()));
+            return (timed_out(), Some(run.abort_handle()), true);
         }
     };
-    (outcome, None)
+    (outcome, None, false)
+}
+
+fn panicked(payload: &(dyn Any + Send)) -> Outcome {
+    Outcome::fail(format!(
+        "check panicked: {}; this is a bug in the check's code (the engine isolated it and kept running)",
+        panic_message(payload)
+    ))
+}
+
+/// Polls a future, turning a panic into an error.
+struct CatchUnwind<F>(F);
+
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.0;
+        match catch_unwind(AssertUnwindSafe(|| Pin::new(&mut *inner).poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
 }
 
 /// Formats a duration the way config files write it (`2s`, `250ms`, `1.5s`).

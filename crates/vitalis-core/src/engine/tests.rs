@@ -603,7 +603,10 @@ async fn root_causes_flow_through_the_engine() {
         )
         .start()
         .unwrap();
-    let snap = until(&engine, Duration::from_secs(2), |s| s.checks.iter().all(|c| c.runs >= 1)).await;
+    let snap = until(&engine, Duration::from_secs(2), |s| {
+        s.checks.iter().all(|c| c.runs >= 1)
+    })
+    .await;
     assert_eq!(snap.system(), Status::Fail);
     let agg = snap.view(View::All);
     assert_eq!(agg.root_causes, vec![0]);

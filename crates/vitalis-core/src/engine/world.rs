@@ -4,19 +4,21 @@
 //! event log, and publishes snapshots.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use jiff::{SignedDuration, Timestamp};
-use tokio::runtime::Handle;
+use crate::cancel::CancelToken;
+use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
-use tokio_util::sync::CancellationToken;
 
-use super::runner::{Finished, Runner};
+use super::runner::{Command, Entry, Finished, Inbox};
 use super::tally::{Moved, Tally};
-use super::{Changes, Limits, Msg, Observer, Resolved, RunRecord, Shared, Slot, humanize};
+use super::{
+    Changes, KeyHasher, Limits, Msg, Observer, Resolved, RunRecord, Shared, Slot, humanize,
+};
 use crate::aggregate::{View, aggregate, effective};
 use crate::breaker::Circuit;
 use crate::damping::Damper;
@@ -39,9 +41,9 @@ pub(crate) struct Setup {
     pub(crate) defaults: Defaults,
     pub(crate) events: Arc<EventLog>,
     pub(crate) limits: Arc<Limits>,
-    pub(crate) tx: mpsc::UnboundedSender<Msg>,
-    pub(crate) checks_on: Handle,
-    pub(crate) cancel: CancellationToken,
+    /// The scheduler shards' mailboxes; a check goes to `key % len`.
+    pub(crate) shards: Vec<Arc<Inbox>>,
+    pub(crate) cancel: CancelToken,
     pub(crate) observer: Option<Arc<dyn Observer>>,
 }
 
@@ -67,9 +69,6 @@ struct Rec {
     since: Timestamp,
     /// When the watchdog last reported this check's run as blocked.
     blocked_reported: Option<Instant>,
-    /// The earliest time staleness, grace or the circuit can change what
-    /// readers see (the tick skips the check until then).
-    next_change: Instant,
 }
 
 impl Rec {
@@ -93,7 +92,6 @@ impl Rec {
             runs: 0,
             since: wall,
             blocked_reported: None,
-            next_change: now,
         }
     }
 }
@@ -105,7 +103,7 @@ pub(crate) struct World {
     topo: Arc<Topology>,
     recs: Vec<Rec>,
     slots: Vec<Arc<Slot>>,
-    by_key: HashMap<u64, usize>,
+    by_key: HashMap<u64, usize, BuildHasherDefault<KeyHasher>>,
     next_key: u64,
     /// Incremental aggregation per view, by [`View::index`].
     tallies: [Tally; 3],
@@ -116,6 +114,13 @@ pub(crate) struct World {
     /// full afterwards, so nothing propagates incrementally meanwhile.
     rebuilding: bool,
     views: Vec<Arc<CheckState>>,
+    /// Per check: the earliest time staleness, grace or the circuit can
+    /// change what readers see (the tick skips the check until then). Kept
+    /// apart from the records so the tick scans a compact array.
+    next_change: Vec<Instant>,
+    /// Checks with active windows (the tick evaluates their windows).
+    windowed: Vec<usize>,
+    ticks: u64,
     pending: Vec<(Subject, Change)>,
     moved: Vec<Moved>,
     dirty: bool,
@@ -136,13 +141,16 @@ impl World {
             topo: Arc::new(empty),
             recs: Vec::new(),
             slots: Vec::new(),
-            by_key: HashMap::new(),
+            by_key: HashMap::default(),
             next_key: 1,
             component_since: Vec::new(),
             group_since: Vec::new(),
             system_since: Timestamp::now(),
             rebuilding: false,
             views: Vec::new(),
+            next_change: Vec::new(),
+            windowed: Vec::new(),
+            ticks: 0,
             pending: Vec::new(),
             moved: Vec::new(),
             dirty: true,
@@ -204,7 +212,8 @@ impl World {
                 let spec = &specs[ci].checks[n];
                 let resolved = Resolved::new(spec, &self.setup.defaults);
                 let rec = Rec::new(resolved.clone(), now, wall);
-                let slot = Arc::new(Slot::new(self.next_key, self.setup.base, rec.active));
+                let inbox = slot_inbox(&self.setup.shards, self.next_key).clone();
+                let slot = Arc::new(Slot::new(self.next_key, self.setup.base, rec.active, inbox));
                 self.next_key += 1;
                 to_spawn.push((slot.clone(), spec.check.clone(), resolved));
                 self.recs.push(rec);
@@ -213,7 +222,7 @@ impl World {
         }
         for (k, slot) in old_slots.iter().enumerate() {
             if !kept[k] {
-                slot.cancel.cancel();
+                slot.stop();
             }
         }
         self.by_key = self
@@ -277,6 +286,10 @@ impl World {
         self.topo = Arc::new(topo);
         self.specs = specs;
         self.declared_groups = groups;
+        self.next_change = vec![now; self.recs.len()];
+        self.windowed = (0..self.recs.len())
+            .filter(|&k| !self.recs[k].resolved.active.is_empty())
+            .collect();
         self.rebuilding = true;
         for k in 0..self.recs.len() {
             self.refresh_check(k, now, wall);
@@ -289,15 +302,15 @@ impl World {
 
         for (slot, check, resolved) in to_spawn {
             let spread = resolved.interval.min(Duration::from_secs(1));
-            let runner = Runner {
+            let inbox = slot_inbox(&self.setup.shards, slot.key);
+            let entry = Entry::new(
                 slot,
                 check,
-                settings: resolved,
-                limits: self.setup.limits.clone(),
-                tx: self.setup.tx.clone(),
-                first_delay: spread.mul_f64(fastrand::f64()),
-            };
-            self.setup.checks_on.spawn(runner.run());
+                resolved,
+                &self.setup.limits,
+                spread.mul_f64(fastrand::f64()),
+            );
+            inbox.push(Command::Add(Box::new(entry)));
         }
         self.dirty = true;
         self.urgent = true;
@@ -408,7 +421,7 @@ impl World {
             far
         };
         let trial_at = rec.open_until.filter(|u| now < *u).unwrap_or(far);
-        rec.next_change = stale_at.min(grace_at).min(trial_at);
+        self.next_change[k] = stale_at.min(grace_at).min(trial_at);
         rec.stale = stale;
         rec.past_grace = past_grace;
         if shown != rec.shown {
@@ -493,9 +506,8 @@ impl World {
     fn check_view(&self, k: usize, now: Instant, wall: Timestamp) -> Arc<CheckState> {
         let rec = &self.recs[k];
         let to_wall = |t: Instant| {
-            let ahead = t.saturating_duration_since(now);
-            wall.saturating_add(SignedDuration::try_from(ahead).unwrap_or(SignedDuration::ZERO))
-                .unwrap_or(wall)
+            let ahead = t.saturating_duration_since(now).as_nanos() as i128;
+            Timestamp::from_nanosecond(wall.as_nanosecond() + ahead).unwrap_or(wall)
         };
         Arc::new(CheckState {
             status: rec.shown,
@@ -576,53 +588,77 @@ impl World {
     fn tick(&mut self, tick: Duration) {
         let now = Instant::now();
         let wall = Timestamp::now();
-        for k in 0..self.recs.len() {
+        self.ticks += 1;
+        for i in 0..self.windowed.len() {
+            let k = self.windowed[i];
             let rec = &mut self.recs[k];
-            let slot = &self.slots[k];
-            if !rec.resolved.active.is_empty() {
-                let active = is_active(&rec.resolved.active, wall);
-                if active != rec.active {
-                    rec.active = active;
-                    slot.active.store(active, Ordering::Release);
-                    if active {
-                        rec.grace_until = now + rec.resolved.grace;
-                        slot.request_run(false, false);
-                    }
+            let active = is_active(&rec.resolved.active, wall);
+            if active != rec.active {
+                rec.active = active;
+                self.slots[k].active.store(active, Ordering::Release);
+                if active {
+                    rec.grace_until = now + rec.resolved.grace;
+                    self.slots[k].request_run(false, false);
                 }
+                self.next_change[k] = now;
             }
-            // Watchdog: a run that blocks its thread cannot be interrupted by
-            // its timeout; report it on time anyway, once per interval.
-            if let Some(started) = slot.in_flight_since() {
-                let limit = rec.resolved.timeout + tick;
-                let due = rec
-                    .blocked_reported
-                    .is_none_or(|t| now.saturating_duration_since(t) >= rec.resolved.interval);
-                if now.saturating_duration_since(started) > limit && due {
-                    rec.blocked_reported = Some(now);
-                    let outcome = Outcome::fail(format!(
-                        "timed out after {}: the run started {} ago has not returned and does not yield to its timeout; \
-                         the check is blocking its thread (a blocking call in async code?); no new run starts until it returns",
-                        humanize(rec.resolved.timeout),
-                        humanize(now.saturating_duration_since(started)),
-                    ));
-                    let result = Arc::new(CheckResult::from_outcome(
-                        outcome,
-                        now.saturating_duration_since(started),
-                        wall,
-                    ));
-                    self.record_result(k, result, Duration::ZERO, now, wall);
-                    continue;
-                }
+        }
+        // Runs in flight are looked at once a second (every check's slot);
+        // in between only checks whose next time-driven change has come.
+        let scan_in_flight = self.ticks.is_multiple_of(4);
+        for k in 0..self.recs.len() {
+            if !scan_in_flight && now < self.next_change[k] {
+                continue;
             }
-            let in_flight = slot.in_flight_since().is_some();
-            if now < rec.next_change && !in_flight && !self.views[k].in_flight {
+            let started = self.slots[k].in_flight_since();
+            if let Some(started) = started
+                && self.watchdog(k, started, tick, now, wall)
+            {
+                continue;
+            }
+            if now < self.next_change[k] && started.is_none() && !self.views[k].in_flight {
                 continue; // nothing time-driven can have changed yet
             }
-            if self.refresh_check(k, now, wall) || self.views[k].in_flight != in_flight {
+            if self.refresh_check(k, now, wall) || self.views[k].in_flight != started.is_some() {
                 self.views[k] = self.check_view(k, now, wall);
                 self.dirty = true;
             }
         }
+    }
+
+    /// A run that blocks a thread of the check runtime's workers cannot be
+    /// interrupted by its timeout (and may stop the scheduler shard itself);
+    /// report it on time anyway, once per interval. Returns whether it did.
+    fn watchdog(
+        &mut self,
+        k: usize,
+        started: Instant,
+        tick: Duration,
+        now: Instant,
+        wall: Timestamp,
+    ) -> bool {
+        let rec = &mut self.recs[k];
+        let limit = rec.resolved.timeout + tick * 4;
+        let due = rec
+            .blocked_reported
+            .is_none_or(|t| now.saturating_duration_since(t) >= rec.resolved.interval);
+        if now.saturating_duration_since(started) <= limit || !due {
+            return false;
+        }
+        rec.blocked_reported = Some(now);
+        let outcome = Outcome::fail(format!(
+            "timed out after {}: the run started {} ago has not returned and does not yield to its timeout; \
+             the check is blocking its thread (a blocking call in async code?); no new run starts until it returns",
+            humanize(rec.resolved.timeout),
+            humanize(now.saturating_duration_since(started)),
+        ));
+        let result = Arc::new(CheckResult::from_outcome(
+            outcome,
+            now.saturating_duration_since(started),
+            wall,
+        ));
+        self.record_result(k, result, Duration::ZERO, now, wall);
+        true
     }
 
     pub(crate) fn snapshot(&self, seq: u64, wall: Timestamp) -> Snapshot {
@@ -686,7 +722,15 @@ impl World {
         self.dirty = false;
         self.urgent = false;
         let mut replies: Vec<Reply> = Vec::new();
+        // Messages handled in the last wake-up.
+        let mut batch = 0usize;
         loop {
+            if batch > 1 {
+                // Results are arriving in a burst (checks due together):
+                // let the burst gather instead of waking once per result.
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            batch = 0;
             let publish_at = last_publish + publish_interval;
             tokio::select! {
                 biased;
@@ -696,11 +740,13 @@ impl World {
                     // One clock reading serves the whole batch.
                     let (now, wall) = (Instant::now(), Timestamp::now());
                     self.handle(msg, &shared, &mut replies, now, wall);
-                    for _ in 0..4096 {
+                    batch = 1;
+                    while batch < 4096 {
                         match rx.try_recv() {
                             Ok(msg) => self.handle(msg, &shared, &mut replies, now, wall),
                             Err(_) => break,
                         }
+                        batch += 1;
                     }
                 }
                 _ = tick.tick() => {
@@ -724,8 +770,8 @@ impl World {
                 let _ = reply.send(result);
             }
         }
-        for slot in &self.slots {
-            slot.cancel.cancel();
+        for inbox in &self.setup.shards {
+            inbox.close();
         }
     }
 
@@ -738,7 +784,11 @@ impl World {
         wall: Timestamp,
     ) {
         match msg {
-            Msg::Finished(f) => self.on_finished(*f, shared, now, wall),
+            Msg::Finished(batch) => {
+                for f in batch {
+                    self.on_finished(f, shared, now, wall);
+                }
+            }
             Msg::Apply(changes, reply) => {
                 let result = self.apply(changes);
                 replies.push((reply, result));
@@ -770,4 +820,9 @@ fn transition_event(
         ));
         wall
     })
+}
+
+/// The scheduler shard that owns check `key`.
+fn slot_inbox(shards: &[Arc<Inbox>], key: u64) -> &Arc<Inbox> {
+    &shards[(key % shards.len() as u64) as usize]
 }
