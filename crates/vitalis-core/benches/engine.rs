@@ -2,7 +2,11 @@
 //! beside a baseline measured in the same run:
 //! - snapshot read vs a bare `Arc::clone` (the floor of any shared read);
 //! - aggregation vs a bare worst-of scan over the same statuses (the floor of
-//!   any pass over every check).
+//!   any pass over every check);
+//! - one change made visible: a refresh of one check in an engine of N
+//!   checks, from request to the published snapshot that includes it (a
+//!   run, the incremental fold, root causes and the snapshot swap), against
+//!   the same in an engine of 10 checks.
 //!
 //! Run with `cargo bench -p vitalis-core --bench engine`.
 
@@ -102,9 +106,46 @@ fn full_aggregation(c: &mut Criterion) {
     g.finish();
 }
 
+fn one_change(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut g = c.benchmark_group("one_change_published");
+    for n in [10usize, 1_000, 10_000] {
+        let (groups, comps) = registry(n);
+        let engine = rt.block_on(async {
+            let mut b = Engine::builder();
+            for grp in groups {
+                b = b.group(grp);
+            }
+            for mut comp in comps {
+                for k in &mut comp.checks {
+                    k.settings.cache_ttl = Some(Duration::ZERO);
+                }
+                b = b.component(comp);
+            }
+            let e = b.start().unwrap();
+            // Let the first runs settle.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            e
+        });
+        g.bench_with_input(BenchmarkId::new("refresh_one", n), &n, |b, _| {
+            b.iter(|| {
+                let r = rt.block_on(engine.refresh(|k| k == 0, Duration::from_secs(1)));
+                assert!(r.running.is_empty());
+                black_box(r)
+            })
+        });
+        engine.shutdown();
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = snapshot_read, full_aggregation
+    targets = snapshot_read, full_aggregation, one_change
 }
 criterion_main!(benches);

@@ -43,6 +43,8 @@ pub mod size;
 mod sql;
 pub mod sqlite;
 pub mod tcp;
+#[cfg(test)]
+mod testing;
 pub mod tls;
 pub mod vitalis;
 pub mod websocket;

@@ -137,6 +137,23 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_connect_slower_than_max_latency_fails_naming_the_bound() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        // No connect is faster than a nanosecond: the bound is always exceeded.
+        let o = build(&addr, Some("1ns"))
+            .run(CheckCx::new(Duration::from_secs(2)))
+            .await;
+        assert_eq!(o.status, Status::Fail);
+        let err = o.error.unwrap();
+        assert!(
+            err.contains("over max_latency 1ns") && err.contains("slow"),
+            "{err}"
+        );
+        assert!(o.observed_value.unwrap() > 0.0);
+    }
+
     #[test]
     fn refuses_bad_config_naming_the_key() {
         let mut t = toml::Table::new();

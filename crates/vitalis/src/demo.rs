@@ -102,12 +102,10 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let fault_url = sim.fault_url();
     let faults = args.faults.clone();
     crate::daemon::run_server(config.clone(), load, Duration::from_millis(200), move |addr| {
-        println!("dashboard:  http://{addr}/ (once the dashboard exists; the API below works now)");
         println!("health:     http://{addr}/health");
         println!("components: http://{addr}/health/components");
         println!("groups:     http://{addr}/health/groups");
-        println!("live feed:  ws://{addr}/ws/health");
-        println!("metrics:    http://{addr}/metrics");
+        println!("verbose:    http://{addr}/health?verbose");
         println!("fault API:  {fault_url}/faults");
         println!(
             "try:        curl -X POST {fault_url}/faults/trading-db/down   (repair: curl -X DELETE {fault_url}/faults/trading-db)"

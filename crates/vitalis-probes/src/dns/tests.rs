@@ -20,10 +20,7 @@ fn server() -> Dnsmasq {
 }
 
 fn build(toml_text: &str) -> Result<Arc<dyn Check>, BuildError> {
-    let table: toml::Table = toml::from_str(toml_text).expect("valid toml");
-    crate::kind("dns")
-        .unwrap()
-        .build(table, &BuildCx::default())
+    crate::testing::build("dns", toml_text)
 }
 
 async fn run(toml_text: &str) -> Outcome {

@@ -31,10 +31,7 @@ async fn health_server() -> (String, HealthReporter) {
 }
 
 fn build(toml_text: &str) -> Result<Arc<dyn Check>, BuildError> {
-    let table: toml::Table = toml::from_str(toml_text).expect("valid toml");
-    crate::kind("grpc")
-        .unwrap()
-        .build(table, &BuildCx::default())
+    crate::testing::build("grpc", toml_text)
 }
 
 async fn run(toml_text: &str) -> Outcome {

@@ -115,10 +115,7 @@ async fn serve() -> String {
 }
 
 fn build(toml_text: &str) -> Result<Arc<dyn Check>, BuildError> {
-    let table: toml::Table = toml::from_str(toml_text).expect("valid toml");
-    crate::kind("http")
-        .unwrap()
-        .build(table, &BuildCx::default())
+    crate::testing::build("http", toml_text)
 }
 
 async fn run(toml_text: &str) -> Outcome {

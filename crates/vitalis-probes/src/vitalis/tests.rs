@@ -73,10 +73,7 @@ async fn remote(db_ok: bool) -> (String, Engine) {
 }
 
 fn build(toml_text: &str) -> Result<Arc<dyn Check>, BuildError> {
-    let table: toml::Table = toml::from_str(toml_text).expect("valid toml");
-    crate::kind("vitalis")
-        .unwrap()
-        .build(table, &BuildCx::default())
+    crate::testing::build("vitalis", toml_text)
 }
 
 async fn run(toml_text: &str) -> Outcome {
