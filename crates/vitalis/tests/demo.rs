@@ -123,11 +123,17 @@ struct Case {
 }
 
 async fn run_case(demo: &Demo, c: &Case) {
+    run_case_within(demo, c, FAIL_WITHIN).await
+}
+
+/// `run_case` for a fault that takes longer to show (a backup job that
+/// stops is noticed when its newest backup passes `max_age`).
+async fn run_case_within(demo: &Demo, c: &Case, fail_within: Duration) {
     let label = format!("{}:{}", c.component, c.mode);
     demo.inject(c.component, c.mode).await;
     let started = Instant::now();
     let comp = eventually(
-        FAIL_WITHIN,
+        fail_within,
         &format!("{label}: {} fails", c.fails),
         async || {
             let comp = demo.component(c.fails).await;
@@ -311,6 +317,16 @@ const RISK_ML: &[Case] = &[
     },
     Case {
         component: "model-server",
+        mode: "erroring",
+        fails: "model-server",
+        check: "live",
+        error: "answered 500",
+        system: "fail",
+        root: "model-server",
+        impacts: &[],
+    },
+    Case {
+        component: "model-server",
         mode: "down",
         fails: "model-server",
         check: "live",
@@ -371,6 +387,26 @@ const EXCHANGE: &[Case] = &[
         system: "fail",
         root: "exchange-api",
         impacts: &["trading-app"],
+    },
+    Case {
+        component: "market-data-failover",
+        mode: "feed-silent",
+        fails: "market-data-failover",
+        check: "ticks",
+        error: "over max_age",
+        system: "warn",
+        root: "market-data-failover",
+        impacts: &[],
+    },
+    Case {
+        component: "exchange-api",
+        mode: "slow",
+        fails: "exchange-api",
+        check: "ping",
+        error: "no complete answer within 1s",
+        system: "fail",
+        root: "exchange-api",
+        impacts: &[],
     },
     Case {
         component: "exchange-api",
@@ -495,6 +531,19 @@ async fn demo_data_faults_sqlite_and_fault_at_start() {
     for c in DATA_SQLITE {
         run_case(&demo, c).await;
     }
+    // The backup job stops: noticed when the newest backup passes its
+    // max_age (10 s in the demo) — backups are non-critical, so warn.
+    let stopped = Case {
+        component: "backups",
+        mode: "down",
+        fails: "backups",
+        check: "backup-file",
+        error: "old",
+        system: "warn",
+        root: "backups",
+        impacts: &[],
+    };
+    run_case_within(&demo, &stopped, Duration::from_secs(20)).await;
     // The fault API refuses what it cannot do, saying why.
     let r = client()
         .post(format!("{}/trading-db/limits-off", demo.faults))
@@ -536,6 +585,16 @@ async fn demo_data_pack_on_real_postgres() {
             system: "fail",
             root: "trading-db",
             impacts: &["feature-pipeline"],
+        },
+        Case {
+            component: "trading-db",
+            mode: "stale",
+            fails: "trading-db",
+            check: "fills-fresh",
+            error: "expected < 5",
+            system: "fail",
+            root: "trading-db",
+            impacts: &[],
         },
         Case {
             component: "trading-db",
