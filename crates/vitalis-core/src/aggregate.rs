@@ -71,8 +71,9 @@ pub fn component_status(checks: impl IntoIterator<Item = (Status, Impact)>) -> O
 /// Rule 3 (and plain groups): a plain group is the worst of its members; a
 /// redundancy set needing `min_passing` is `pass` with every member up,
 /// `warn` with at least N up and some failing, `fail` with fewer than N up.
-/// Members still `unknown` (before their grace ends) leave the set
-/// `unknown` when the verdict depends on how they turn out.
+/// Members still `unknown` (before their grace ends): when the verdict
+/// depends on how they turn out, the set reads `warn` if it is degraded in
+/// every case (a member fails), else `unknown`.
 /// Members not counted (`None`) are left out; a set with none is `None`.
 pub fn group_status(
     min_passing: Option<u32>,
@@ -104,13 +105,15 @@ pub fn group_status(
             Status::Fail
         }
     };
-    // Unknown members could turn out either way: when the verdict depends on
-    // them, the set is unknown.
+    // Unknown members could turn out either way. When the verdict depends on
+    // them, the set is at least as bad as its best case: `warn` when even
+    // with all of them up a member fails (degraded either way — and adding
+    // a passing member never makes the set read worse), else `unknown`.
     let (worst, best) = (verdict(up), verdict(up + unknown));
     Some(if worst == best {
         worst
     } else {
-        Status::Unknown
+        best.worst(Status::Unknown)
     })
 }
 
@@ -299,6 +302,15 @@ mod tests {
             Some(Unknown)
         );
         assert_eq!(group_status(Some(1), [None, Some(Fail)]), Some(Fail));
+        // A failing member and an unknown one: down or degraded, never pass.
+        assert_eq!(
+            group_status(Some(1), [Some(Fail), Some(Unknown)]),
+            Some(Warn)
+        );
+        assert_eq!(
+            group_status(Some(2), [Some(Fail), Some(Unknown)]),
+            Some(Fail)
+        );
         assert_eq!(group_status(Some(1), [None, None]), None);
         assert_eq!(
             group_status(None, [Some(Pass), Some(Unknown)]),

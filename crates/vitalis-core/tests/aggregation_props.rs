@@ -11,11 +11,11 @@
 //!   out of its groups and of the system;
 //! * a plain group with no counted member, and a redundancy set with none,
 //!   has no status;
-//! * members still `unknown` (before their grace) leave a redundancy set
-//!   `unknown` when they are what stands between it and a verdict — the model
-//!   says so literally: it judges the set under every way its `unknown`
-//!   members could turn out (up or not up) and answers `unknown` unless all
-//!   of them give the same verdict;
+//! * members still `unknown` (before their grace): the model judges the set
+//!   under every way its `unknown` members could turn out (up or not up); all
+//!   ways agree → that verdict; they disagree but none is `pass` (a member
+//!   fails, so the set is degraded whatever happens) → `warn`; else
+//!   `unknown`;
 //! * the system is `pass` when nothing is counted.
 //!
 //! One point the SPEC words ambiguously: rule 3's clauses "all members up →
@@ -404,8 +404,11 @@ fn model(reg: &Registry) -> Model {
                 .collect();
             Some(if verdicts.iter().all(|&v| v == verdicts[0]) {
                 verdicts[0]
-            } else {
+            } else if verdicts.contains(&Status::Pass) {
                 Status::Unknown
+            } else {
+                // Degraded whichever way they turn out (a member fails).
+                Status::Warn
             })
         })
         .collect();

@@ -452,34 +452,54 @@ async fn attempt(
             ),
         })
     };
-    let permits = async {
-        let g = match global {
-            Some(s) => Some(s.acquire_owned().await.expect("semaphore never closed")),
-            None => None,
-        };
-        let h = match &host {
-            Some((_, s)) => Some(
-                s.clone()
-                    .acquire_owned()
-                    .await
-                    .expect("semaphore never closed"),
-            ),
-            None => None,
-        };
-        (g, h)
-    };
-    let Ok(permits) = tokio::time::timeout_at(deadline, permits).await else {
-        return (timed_out(), None, false);
+    // Permits: taken at once when free (the common case), else awaited
+    // within the run's budget.
+    let free = (
+        global.as_ref().map(|s| s.clone().try_acquire_owned()),
+        host.as_ref().map(|(_, s)| s.clone().try_acquire_owned()),
+    );
+    let permits = match free {
+        (None | Some(Ok(_)), None | Some(Ok(_))) => {
+            (free.0.and_then(Result::ok), free.1.and_then(Result::ok))
+        }
+        _ => {
+            let wait = async {
+                let g = match global {
+                    Some(s) => Some(s.acquire_owned().await.expect("semaphore never closed")),
+                    None => None,
+                };
+                let h = match &host {
+                    Some((_, s)) => Some(
+                        s.clone()
+                            .acquire_owned()
+                            .await
+                            .expect("semaphore never closed"),
+                    ),
+                    None => None,
+                };
+                (g, h)
+            };
+            let Ok(permits) = tokio::time::timeout_at(deadline, wait).await else {
+                return (timed_out(), None, false);
+            };
+            permits
+        }
     };
     let cx = CheckCx::with_token(deadline, timeout, token.clone());
     if !check.may_block() {
         // Purely async: run in place (no task to spawn); dropping the future
         // at the deadline cancels it.
         let _permits = permits;
-        return match tokio::time::timeout_at(deadline, CatchUnwind(check.run(cx))).await {
-            Ok(Ok(outcome)) => (outcome, None, false),
-            Ok(Err(panic)) => (panicked(&*panic), None, false),
-            Err(_) => {
+        return match (Bounded {
+            run: CatchUnwind(check.run(cx)),
+            deadline,
+            timer: None,
+        })
+        .await
+        {
+            Some(Ok(outcome)) => (outcome, None, false),
+            Some(Err(panic)) => (panicked(&*panic), None, false),
+            None => {
                 token.cancel();
                 (timed_out(), None, true)
             }
@@ -517,6 +537,30 @@ fn panicked(payload: &(dyn Any + Send)) -> Outcome {
         "check panicked: {}; this is a bug in the check's code (the engine isolated it and kept running)",
         panic_message(payload)
     ))
+}
+
+/// A run bounded by its deadline; `None` when the deadline passed first.
+/// The timer is created only if the run does not finish on its first poll
+/// (an in-process check reading a value never needs one).
+struct Bounded<F> {
+    run: F,
+    deadline: Instant,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<F: Future + Unpin> Future for Bounded<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Poll::Ready(v) = Pin::new(&mut self.run).poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        let deadline = self.deadline;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(sleep_until(deadline)));
+        timer.as_mut().poll(cx).map(|()| None)
+    }
 }
 
 /// Polls a future, turning a panic into an error.
