@@ -103,6 +103,9 @@ pub(crate) struct World {
     topo: Arc<Topology>,
     recs: Vec<Rec>,
     slots: Vec<Arc<Slot>>,
+    /// `slots` as snapshots share it: rebuilt only when the registry changes,
+    /// so a publication costs one reference count, not one per check.
+    shared_slots: Arc<[Arc<Slot>]>,
     by_key: HashMap<u64, usize, BuildHasherDefault<KeyHasher>>,
     next_key: u64,
     /// Incremental aggregation per view, by [`View::index`].
@@ -141,6 +144,7 @@ impl World {
             topo: Arc::new(empty),
             recs: Vec::new(),
             slots: Vec::new(),
+            shared_slots: Arc::new([]),
             by_key: HashMap::default(),
             next_key: 1,
             component_since: Vec::new(),
@@ -231,6 +235,7 @@ impl World {
             .enumerate()
             .map(|(k, s)| (s.key, k))
             .collect();
+        self.shared_slots = self.slots.iter().cloned().collect();
 
         // Registration events.
         for node in &topo.components {
@@ -705,7 +710,7 @@ impl World {
                 .collect(),
             system_since: self.system_since,
             views,
-            slots: self.slots.iter().cloned().collect(),
+            slots: self.shared_slots.clone(),
         }
     }
 
