@@ -141,6 +141,18 @@ pub struct Aggregate {
     pub impacted_by: Vec<Vec<usize>>,
 }
 
+impl Aggregate {
+    /// The components (by index) that root cause `root` impacts: those whose
+    /// `impacted_by` names it.
+    pub fn impacts(&self, root: usize) -> impl Iterator<Item = usize> + '_ {
+        self.impacted_by
+            .iter()
+            .enumerate()
+            .filter(move |(_, roots)| roots.contains(&root))
+            .map(|(i, _)| i)
+    }
+}
+
 /// Aggregates one view in full. `check_status(i)` gives check `i`'s
 /// effective status, or `None` when it is not counted.
 pub fn aggregate(topo: &Topology, check_status: impl Fn(usize) -> Option<Status>) -> Aggregate {

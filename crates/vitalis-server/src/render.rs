@@ -86,14 +86,7 @@ pub(crate) fn root_causes(sel: &Selection<'_>) -> Value {
                 .filter(|&k| sel.snap.checks[k].counted(sel.view, topo.checks[k].level).is_some())
                 .find(|&k| sel.snap.checks[k].status != Status::Pass)
                 .map(|k| format!("{}: {}", topo.checks[k].name, reason(&sel.snap.checks[k])));
-            let impacts: Vec<&str> = sel
-                .agg
-                .impacted_by
-                .iter()
-                .enumerate()
-                .filter(|(_, roots)| roots.contains(&r))
-                .map(|(i, _)| &*topo.components[i].info.id)
-                .collect();
+            let impacts: Vec<&str> = sel.agg.impacts(r).map(|i| &*topo.components[i].info.id).collect();
             json!({"component": &*node.info.id, "status": "fail", "error": error, "impacts": impacts})
         })
         .collect();

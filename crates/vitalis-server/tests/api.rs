@@ -183,7 +183,9 @@ async fn codes_views_and_root_causes_follow_failures() {
     f.cache.store(2, Ordering::SeqCst);
     f.settle(|s| {
         let all = s.view(vitalis_core::View::All);
-        all.root_causes == vec![0] && all.impacted_by[1] == vec![0]
+        // Both database checks (live and ready) and the cache have failed.
+        let db_down = s.checks[..2].iter().all(|c| c.status == Status::Fail);
+        db_down && all.root_causes == vec![0] && all.impacted_by[1] == vec![0]
     })
     .await;
     let (code, doc) = f.json("/health", None).await;

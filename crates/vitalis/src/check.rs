@@ -92,11 +92,8 @@ pub(crate) async fn run(path: PathBuf, format: Format) -> anyhow::Result<u8> {
         .iter()
         .map(|&r| {
             let impacts: Vec<&str> = agg
-                .impacted_by
-                .iter()
-                .enumerate()
-                .filter(|(_, rs)| rs.contains(&r))
-                .map(|(i, _)| &*topo.components[i].info.id)
+                .impacts(r)
+                .map(|i| &*topo.components[i].info.id)
                 .collect();
             json!({"component": &*topo.components[r].info.id, "impacts": impacts})
         })

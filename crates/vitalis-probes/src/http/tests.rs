@@ -119,15 +119,10 @@ fn build(toml_text: &str) -> Result<Arc<dyn Check>, BuildError> {
 }
 
 async fn run(toml_text: &str) -> Outcome {
-    build(toml_text)
-        .unwrap()
-        .run(CheckCx::new(Duration::from_secs(5)))
-        .await
+    crate::testing::run("http", toml_text, Duration::from_secs(5)).await
 }
 
-fn error(o: &Outcome) -> &str {
-    o.error.as_deref().unwrap_or("")
-}
+use crate::testing::error;
 
 #[tokio::test]
 async fn passes_on_2xx_and_observes_latency() {

@@ -96,15 +96,10 @@ fn build(toml_text: &str) -> Result<Arc<dyn Check>, BuildError> {
 }
 
 async fn run(toml_text: &str) -> Outcome {
-    build(toml_text)
-        .unwrap()
-        .run(CheckCx::new(Duration::from_secs(3)))
-        .await
+    crate::testing::run("metrics", toml_text, Duration::from_secs(3)).await
 }
 
-fn error(o: &Outcome) -> &str {
-    o.error.as_deref().unwrap_or("")
-}
+use crate::testing::error;
 
 #[tokio::test]
 async fn a_selected_sample_is_asserted_with_warn_and_fail_thresholds() {

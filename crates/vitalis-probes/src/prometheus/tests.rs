@@ -44,9 +44,7 @@ async fn run(url: &str, rest: &str) -> Outcome {
         .await
 }
 
-fn error(o: &Outcome) -> &str {
-    o.error.as_deref().unwrap_or("")
-}
+use crate::testing::error;
 
 #[tokio::test]
 async fn instant_queries_against_a_real_prometheus() {

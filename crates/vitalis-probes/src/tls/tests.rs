@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-use vitalis_core::{Check, CheckCx, Outcome, Status};
+use vitalis_core::{Check, Outcome, Status};
 
 use crate::BuildCx;
 
@@ -93,15 +93,10 @@ fn build(toml_text: &str) -> Result<Arc<dyn Check>, crate::BuildError> {
 }
 
 async fn run(toml_text: &str) -> Outcome {
-    build(toml_text)
-        .unwrap()
-        .run(CheckCx::new(Duration::from_secs(5)))
-        .await
+    crate::testing::run("tls", toml_text, Duration::from_secs(5)).await
 }
 
-fn error(o: &Outcome) -> &str {
-    o.error.as_deref().unwrap_or("")
-}
+use crate::testing::error;
 
 #[tokio::test]
 async fn a_valid_certificate_passes_with_days_left() {

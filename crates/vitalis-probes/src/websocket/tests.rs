@@ -186,9 +186,7 @@ async fn run_on(check: &Arc<dyn Check>) -> Outcome {
     check.run(CheckCx::new(Duration::from_secs(3))).await
 }
 
-fn error(o: &Outcome) -> &str {
-    o.error.as_deref().unwrap_or("")
-}
+use crate::testing::error;
 
 // === once per run ===
 
