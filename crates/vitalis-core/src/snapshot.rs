@@ -96,6 +96,8 @@ pub struct Snapshot {
     /// The three views: live, ready, all (see [`View`]).
     pub views: [Arc<Aggregate>; 3],
     pub(crate) slots: Arc<[Arc<Slot>]>,
+    /// The on-demand checks (by index), so a read looks at those only.
+    pub(crate) on_demand: Arc<[usize]>,
 }
 
 impl Snapshot {

@@ -519,8 +519,9 @@ impl Engine {
         let snap = self.snapshot();
         let now = Instant::now();
         let mut asked = 0;
-        for (k, c) in snap.checks.iter().enumerate() {
-            if c.on_demand && c.active && !c.in_flight && c.is_cache_expired(now) {
+        for &k in snap.on_demand.iter() {
+            let c = &snap.checks[k];
+            if c.active && !c.in_flight && c.is_cache_expired(now) {
                 snap.slots[k].request_run(false, false);
                 asked += 1;
             }

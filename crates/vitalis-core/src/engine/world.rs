@@ -106,6 +106,8 @@ pub(crate) struct World {
     /// `slots` as snapshots share it: rebuilt only when the registry changes,
     /// so a publication costs one reference count, not one per check.
     shared_slots: Arc<[Arc<Slot>]>,
+    /// The on-demand checks, rebuilt with the registry.
+    on_demand: Arc<[usize]>,
     by_key: HashMap<u64, usize, BuildHasherDefault<KeyHasher>>,
     next_key: u64,
     /// Incremental aggregation per view, by [`View::index`].
@@ -145,6 +147,7 @@ impl World {
             recs: Vec::new(),
             slots: Vec::new(),
             shared_slots: Arc::new([]),
+            on_demand: Arc::new([]),
             by_key: HashMap::default(),
             next_key: 1,
             component_since: Vec::new(),
@@ -236,6 +239,9 @@ impl World {
             .map(|(k, s)| (s.key, k))
             .collect();
         self.shared_slots = self.slots.iter().cloned().collect();
+        self.on_demand = (0..self.recs.len())
+            .filter(|&k| self.recs[k].resolved.on_demand)
+            .collect();
 
         // Registration events.
         for node in &topo.components {
@@ -711,6 +717,7 @@ impl World {
             system_since: self.system_since,
             views,
             slots: self.shared_slots.clone(),
+            on_demand: self.on_demand.clone(),
         }
     }
 
