@@ -343,7 +343,7 @@ pub struct EngineBuilder {
     publish_interval: Option<Duration>,
     tick: Option<Duration>,
     event_capacity: Option<usize>,
-    observer: Option<Arc<dyn Observer>>,
+    observers: Vec<Arc<dyn Observer>>,
 }
 
 impl EngineBuilder {
@@ -402,9 +402,10 @@ impl EngineBuilder {
         self
     }
 
-    /// Receives every completed run.
+    /// Adds a receiver of every completed run (history, metrics, ...); each
+    /// call adds one more.
     pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
-        self.observer = Some(observer);
+        self.observers.push(observer);
         self
     }
 
@@ -463,7 +464,7 @@ impl EngineBuilder {
             limits,
             shards,
             cancel: cancel.clone(),
-            observer: self.observer,
+            observers: self.observers,
         });
         world.apply(Changes {
             groups: Some(self.groups),

@@ -44,7 +44,7 @@ pub(crate) struct Setup {
     /// The scheduler shards' mailboxes; a check goes to `key % len`.
     pub(crate) shards: Vec<Arc<Inbox>>,
     pub(crate) cancel: CancelToken,
-    pub(crate) observer: Option<Arc<dyn Observer>>,
+    pub(crate) observers: Vec<Arc<dyn Observer>>,
 }
 
 /// Per-check state owned by the aggregator.
@@ -557,10 +557,10 @@ impl World {
         rec.result = Some(result.clone());
         rec.completed_at = Some(now);
         rec.runs += 1;
-        if let Some(observer) = &self.setup.observer {
+        if !self.setup.observers.is_empty() {
             let info = &self.topo.checks[k];
             let comp = &self.topo.components[info.component].info;
-            observer.on_run(&RunRecord {
+            let record = RunRecord {
                 component: &comp.id,
                 check: &info.name,
                 kind: &info.kind,
@@ -569,7 +569,10 @@ impl World {
                 critical: comp.critical,
                 result: &result,
                 lag,
-            });
+            };
+            for observer in &self.setup.observers {
+                observer.on_run(&record);
+            }
         }
         self.refresh_check(k, now, wall);
         self.views[k] = self.check_view(k, now, wall);
