@@ -10,6 +10,7 @@
 
 mod runner;
 mod tally;
+mod views;
 mod world;
 
 use std::collections::HashMap;

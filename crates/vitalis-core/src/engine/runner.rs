@@ -29,7 +29,7 @@ use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::{Instant, sleep_until};
 
 use super::{IDLE, KeyHasher, Limits, Msg, RUNNING, Resolved, Slot};
-use crate::breaker::Breaker;
+use crate::breaker::{Breaker, Circuit};
 use crate::check::{BoxFuture, Check, CheckCx};
 use crate::model::{CheckResult, Outcome};
 
@@ -38,7 +38,10 @@ use crate::model::{CheckResult, Outcome};
 pub(crate) struct Finished {
     pub(crate) key: u64,
     pub(crate) result: Arc<CheckResult>,
-    pub(crate) breaker: Breaker,
+    /// The circuit breaker after this run.
+    pub(crate) circuit: Circuit,
+    pub(crate) open_until: Option<Instant>,
+    pub(crate) consecutive_failures: u32,
     pub(crate) next_run: Option<Instant>,
     pub(crate) lag: Duration,
     pub(crate) urgent: bool,
@@ -173,6 +176,7 @@ pub(crate) struct Shard {
     batch: Vec<Finished>,
     tx: mpsc::UnboundedSender<Msg>,
     global: Option<Arc<Semaphore>>,
+    clock: Clock,
 }
 
 impl Shard {
@@ -193,6 +197,7 @@ impl Shard {
             batch: Vec::new(),
             tx,
             global,
+            clock: Clock::now(),
         }
     }
 
@@ -201,6 +206,8 @@ impl Shard {
         let sleep = sleep_until(far());
         tokio::pin!(sleep);
         loop {
+            self.clock = Clock::now();
+            let now = self.clock.instant;
             for command in self.inbox.take() {
                 match command {
                     Command::Add(entry) => {
@@ -211,13 +218,12 @@ impl Shard {
                         }
                         self.entries.insert(key, entry);
                     }
-                    Command::Request(key) => self.start(key, true),
+                    Command::Request(key) => self.start(key, true, now),
                     Command::Stop(key) => {
                         self.entries.remove(&key);
                     }
                 }
             }
-            let now = Instant::now();
             while let Some((at, keys)) = self.timeline.pop_due(now) {
                 for key in keys {
                     // Stale items (the entry moved on, or was removed) are skipped.
@@ -226,7 +232,7 @@ impl Shard {
                         .get(&key)
                         .is_some_and(|e| e.due == at && !e.running)
                     {
-                        self.start(key, false);
+                        self.start(key, false, now);
                     }
                 }
             }
@@ -235,13 +241,13 @@ impl Shard {
             {
                 self.finish(done);
             }
-            if !self.batch.is_empty()
-                && self
-                    .tx
-                    .send(Msg::Finished(std::mem::take(&mut self.batch)))
-                    .is_err()
-            {
-                return;
+            if !self.batch.is_empty() {
+                // The next batch is likely as large: no regrowing.
+                let next = Vec::with_capacity(self.batch.len());
+                let batch = std::mem::replace(&mut self.batch, next);
+                if self.tx.send(Msg::Finished(batch)).is_err() {
+                    return;
+                }
             }
             let next = self.timeline.next().unwrap_or_else(far);
             sleep.as_mut().reset(next);
@@ -255,15 +261,14 @@ impl Shard {
     }
 
     /// Starts a run of `key` if its rules allow one now.
-    fn start(&mut self, key: u64, requested: bool) {
+    fn start(&mut self, key: u64, requested: bool, now: Instant) {
         let Some(e) = self.entries.get_mut(&key) else {
             return;
         };
         if e.running {
             return; // single flight: the run in progress serves the request
         }
-        let now = Instant::now();
-        let slot = e.slot.clone();
+        let slot = &*e.slot;
         slot.state.store(RUNNING, Ordering::Release);
         let forced = slot.forced.swap(false, Ordering::AcqRel);
         if e.abandoned.as_ref().is_some_and(|(h, _)| h.is_finished()) {
@@ -303,31 +308,76 @@ impl Shard {
         }
         slot.set_in_flight(Some(now));
         e.running = true;
-        let run = attempt(
-            e.check.clone(),
-            e.token.clone(),
-            e.settings.timeout,
-            self.global.clone(),
-            e.host.clone(),
-        );
-        let mut run: BoxFuture<'static, RunDone> = Box::pin(async move {
-            let (outcome, abandoned, timed_out) = run.await;
-            RunDone {
-                key,
-                timed_out,
-                outcome,
-                abandoned,
-                started: now,
-                lag,
-            }
-        });
-        // Many runs finish on their first poll (an in-process check reading
-        // a value): finish those here; the rest wait in `inflight`, which
-        // polls them again with the task's waker.
-        match futures_util::FutureExt::now_or_never(run.as_mut()) {
-            Some(done) => self.finish(done),
-            None => self.inflight.push(run),
-        }
+        let timeout = e.settings.timeout;
+        let deadline = now + timeout;
+        let run: BoxFuture<'static, RunDone> =
+            if !e.check.may_block() && self.global.is_none() && e.host.is_none() {
+                // Purely async and no permits to take: poll in place. Most such
+                // runs (an in-process check reading a value) finish on this
+                // first poll and cost no timer and no task.
+                let check = e.check.clone();
+                let cx = CheckCx::with_token(deadline, timeout, e.token.clone());
+                let mut run = Box::pin(async move { CatchUnwind(check.run(cx)).await });
+                if let Some(ended) = futures_util::FutureExt::now_or_never(run.as_mut()) {
+                    let outcome = ended.unwrap_or_else(|panic| panicked(&*panic));
+                    self.finish(RunDone {
+                        key,
+                        timed_out: false,
+                        outcome,
+                        abandoned: None,
+                        started: now,
+                        lag,
+                    });
+                    return;
+                }
+                let token = e.token.clone();
+                Box::pin(async move {
+                    let (outcome, timed_out) = match (Bounded {
+                        run,
+                        deadline,
+                        timer: None,
+                    })
+                    .await
+                    {
+                        Some(Ok(outcome)) => (outcome, false),
+                        Some(Err(panic)) => (panicked(&*panic), false),
+                        None => {
+                            token.cancel();
+                            (timed_out(None, timeout), true)
+                        }
+                    };
+                    RunDone {
+                        key,
+                        timed_out,
+                        outcome,
+                        abandoned: None,
+                        started: now,
+                        lag,
+                    }
+                })
+            } else {
+                let run = attempt(
+                    e.check.clone(),
+                    e.token.clone(),
+                    deadline,
+                    timeout,
+                    self.global.clone(),
+                    e.host.clone(),
+                );
+                Box::pin(async move {
+                    let (outcome, abandoned, timed_out) = run.await;
+                    RunDone {
+                        key,
+                        timed_out,
+                        outcome,
+                        abandoned,
+                        started: now,
+                        lag,
+                    }
+                })
+            };
+        // Polled by `inflight` with the task's waker from now on.
+        self.inflight.push(run);
     }
 
     /// Records a finished run: breaker, next due time, the result for the aggregator.
@@ -335,7 +385,6 @@ impl Shard {
         let Some(e) = self.entries.get_mut(&done.key) else {
             return; // removed meanwhile
         };
-        let slot = e.slot.clone();
         e.running = false;
         if let Some(h) = done.abandoned {
             e.abandoned = Some((h, done.started));
@@ -345,6 +394,7 @@ impl Shard {
             e.token = CancelToken::new();
         }
         let finished_at = Instant::now();
+        let slot = &*e.slot;
         slot.set_in_flight(None);
         let urgent = slot.urgent.swap(false, Ordering::AcqRel);
         slot.state.store(IDLE, Ordering::Release);
@@ -353,7 +403,7 @@ impl Shard {
         let result = Arc::new(CheckResult::from_outcome(
             done.outcome,
             duration,
-            Timestamp::now(),
+            self.clock.wall_at(finished_at),
         ));
         let next = match e.breaker.open_until() {
             Some(until) => until,
@@ -366,11 +416,34 @@ impl Shard {
         self.batch.push(Finished {
             key: done.key,
             result,
-            breaker: e.breaker.clone(),
+            circuit: e.breaker.circuit(finished_at),
+            open_until: e.breaker.open_until(),
+            consecutive_failures: e.breaker.consecutive_failures(),
             next_run: scheduled.then_some(e.due),
             lag: done.lag,
             urgent,
         });
+    }
+}
+
+/// Wall-clock time from the monotonic clock, read once per scheduling pass
+/// (results are stamped without a second clock call each).
+struct Clock {
+    instant: Instant,
+    wall: Timestamp,
+}
+
+impl Clock {
+    fn now() -> Self {
+        Clock {
+            instant: Instant::now(),
+            wall: Timestamp::now(),
+        }
+    }
+
+    fn wall_at(&self, at: Instant) -> Timestamp {
+        let ahead = at.saturating_duration_since(self.instant);
+        self.wall.checked_add(ahead).unwrap_or(self.wall)
     }
 }
 
@@ -435,23 +508,12 @@ fn jittered(interval: Duration) -> Duration {
 async fn attempt(
     check: Arc<dyn Check>,
     token: CancelToken,
+    deadline: Instant,
     timeout: Duration,
     global: Option<Arc<Semaphore>>,
     host: Option<(String, Arc<Semaphore>)>,
 ) -> (Outcome, Option<AbortHandle>, bool) {
-    let deadline = Instant::now() + timeout;
-    let timed_out = || {
-        Outcome::fail(match &host {
-            Some((h, _)) => format!(
-                "timed out after {}: no answer from {h} within the check's timeout; look at that target's latency and load, or raise `timeout`",
-                humanize(timeout)
-            ),
-            None => format!(
-                "timed out after {}: the check did not finish within its timeout; look at what it waits on, or raise `timeout`",
-                humanize(timeout)
-            ),
-        })
-    };
+    let timed_out = || timed_out(host.as_ref().map(|(h, _)| h.as_str()), timeout);
     // Permits: taken at once when free (the common case), else awaited
     // within the run's budget.
     let free = (
@@ -530,6 +592,20 @@ async fn attempt(
         }
     };
     (outcome, None, false)
+}
+
+/// The result of a run that did not finish within its timeout.
+fn timed_out(host: Option<&str>, timeout: Duration) -> Outcome {
+    Outcome::fail(match host {
+        Some(h) => format!(
+            "timed out after {}: no answer from {h} within the check's timeout; look at that target's latency and load, or raise `timeout`",
+            humanize(timeout)
+        ),
+        None => format!(
+            "timed out after {}: the check did not finish within its timeout; look at what it waits on, or raise `timeout`",
+            humanize(timeout)
+        ),
+    })
 }
 
 fn panicked(payload: &(dyn Any + Send)) -> Outcome {

@@ -16,10 +16,13 @@ use tokio::time::{Instant, sleep_until};
 
 use super::runner::{Command, Entry, Finished, Inbox};
 use super::tally::{Moved, Tally};
+use super::views::CheckViews;
 use super::{
     Changes, KeyHasher, Limits, Msg, Observer, Resolved, RunRecord, Shared, Slot, humanize,
 };
-use crate::aggregate::{View, aggregate, effective};
+#[cfg(debug_assertions)]
+use crate::aggregate::aggregate;
+use crate::aggregate::{Aggregate, View, effective};
 use crate::breaker::Circuit;
 use crate::damping::Damper;
 use crate::events::{Change, EventLog, Subject};
@@ -112,13 +115,20 @@ pub(crate) struct World {
     next_key: u64,
     /// Incremental aggregation per view, by [`View::index`].
     tallies: [Tally; 3],
+    /// Each view's published verdict, kept until its tally moves (most
+    /// results change no component's status).
+    verdicts: [Option<Arc<Aggregate>>; 3],
+    /// Component and group statuses as published, kept until one moves.
+    published_components: Option<Arc<[Since]>>,
+    published_groups: Option<Arc<[Since]>>,
     component_since: Vec<Timestamp>,
     group_since: Vec<Timestamp>,
     system_since: Timestamp,
     /// Set while a registry change is applied: statuses are recomputed in
     /// full afterwards, so nothing propagates incrementally meanwhile.
     rebuilding: bool,
-    views: Vec<Arc<CheckState>>,
+    /// What readers see of each check.
+    views: CheckViews,
     /// Per check: the earliest time staleness, grace or the circuit can
     /// change what readers see (the tick skips the check until then). Kept
     /// apart from the records so the tick scans a compact array.
@@ -143,6 +153,9 @@ impl World {
             declared_groups: Vec::new(),
             specs: Vec::new(),
             tallies,
+            verdicts: [None, None, None],
+            published_components: None,
+            published_groups: None,
             topo: Arc::new(empty),
             recs: Vec::new(),
             slots: Vec::new(),
@@ -154,7 +167,7 @@ impl World {
             group_since: Vec::new(),
             system_since: Timestamp::now(),
             rebuilding: false,
-            views: Vec::new(),
+            views: CheckViews::new(Vec::new()),
             next_change: Vec::new(),
             windowed: Vec::new(),
             ticks: 0,
@@ -306,9 +319,11 @@ impl World {
             self.refresh_check(k, now, wall);
         }
         self.rebuilding = false;
-        self.views = (0..self.recs.len())
-            .map(|k| self.check_view(k, now, wall))
-            .collect();
+        self.views = CheckViews::new(
+            (0..self.recs.len())
+                .map(|k| self.check_view(k, now, wall))
+                .collect(),
+        );
         self.recompute_all(&old_components, &old_groups, wall);
 
         for (slot, check, resolved) in to_spawn {
@@ -345,6 +360,9 @@ impl World {
         let old_system = self.tallies[View::All.index()].system;
         self.tallies =
             View::ALL.map(|v| Tally::full(v, &topo, |k| self.recs[k].counted[v.index()]));
+        self.verdicts = [None, None, None];
+        self.published_components = None;
+        self.published_groups = None;
         let all = &self.tallies[View::All.index()];
         let (components, groups, system) = (all.components.clone(), all.groups.clone(), all.system);
         self.component_since = topo
@@ -472,6 +490,10 @@ impl World {
             let recs = &self.recs;
             moved.clear();
             tally.component_changed(&topo, ci, |k| recs[k].counted[v], &mut moved);
+            if moved.is_empty() {
+                continue;
+            }
+            self.verdicts[v] = None;
             if tally.view != View::All {
                 continue;
             }
@@ -481,6 +503,7 @@ impl World {
                         let subject = Subject::Component {
                             id: topo.components[i].info.id.clone(),
                         };
+                        self.published_components = None;
                         if let Some(t) =
                             transition_event(&mut self.pending, subject, from, to, wall)
                         {
@@ -491,6 +514,7 @@ impl World {
                         let subject = Subject::Group {
                             id: topo.groups[g].id.clone(),
                         };
+                        self.published_groups = None;
                         if let Some(t) =
                             transition_event(&mut self.pending, subject, from, to, wall)
                         {
@@ -575,7 +599,8 @@ impl World {
             }
         }
         self.refresh_check(k, now, wall);
-        self.views[k] = self.check_view(k, now, wall);
+        let view = self.check_view(k, now, wall);
+        self.views.set(k, view);
         self.dirty = true;
     }
 
@@ -584,9 +609,9 @@ impl World {
             return; // a check that was removed or replaced meanwhile
         };
         let rec = &mut self.recs[k];
-        rec.circuit = f.breaker.circuit(now);
-        rec.open_until = f.breaker.open_until();
-        rec.consecutive_failures = f.breaker.consecutive_failures();
+        rec.circuit = f.circuit;
+        rec.open_until = f.open_until;
+        rec.consecutive_failures = f.consecutive_failures;
         rec.next_run = f.next_run;
         rec.blocked_reported = None;
         shared
@@ -630,11 +655,12 @@ impl World {
             {
                 continue;
             }
-            if now < self.next_change[k] && started.is_none() && !self.views[k].in_flight {
+            if now < self.next_change[k] && started.is_none() && !self.views.in_flight(k) {
                 continue; // nothing time-driven can have changed yet
             }
-            if self.refresh_check(k, now, wall) || self.views[k].in_flight != started.is_some() {
-                self.views[k] = self.check_view(k, now, wall);
+            if self.refresh_check(k, now, wall) || self.views.in_flight(k) != started.is_some() {
+                let view = self.check_view(k, now, wall);
+                self.views.set(k, view);
                 self.dirty = true;
             }
         }
@@ -675,12 +701,17 @@ impl World {
         true
     }
 
-    pub(crate) fn snapshot(&self, seq: u64, wall: Timestamp) -> Snapshot {
-        let checks: Arc<[Arc<CheckState>]> = self.views.iter().cloned().collect();
+    pub(crate) fn snapshot(&mut self, seq: u64, wall: Timestamp) -> Snapshot {
+        let checks = self.views.publish();
+        for (verdict, tally) in self.verdicts.iter_mut().zip(&self.tallies) {
+            if verdict.is_none() {
+                *verdict = Some(Arc::new(tally.verdict(&self.topo)));
+            }
+        }
         let views = self
-            .tallies
+            .verdicts
             .each_ref()
-            .map(|t| Arc::new(t.verdict(&self.topo)));
+            .map(|v| v.clone().expect("computed above"));
         #[cfg(debug_assertions)]
         for v in View::ALL {
             let full = aggregate(&self.topo, |k| {
@@ -693,30 +724,40 @@ impl World {
             );
         }
         let all = &self.tallies[View::All.index()];
+        let components = self
+            .published_components
+            .get_or_insert_with(|| {
+                all.components
+                    .iter()
+                    .zip(&self.component_since)
+                    .map(|(s, t)| Since {
+                        status: *s,
+                        since: *t,
+                    })
+                    .collect()
+            })
+            .clone();
+        let groups = self
+            .published_groups
+            .get_or_insert_with(|| {
+                all.groups
+                    .iter()
+                    .zip(&self.group_since)
+                    .map(|(s, t)| Since {
+                        status: *s,
+                        since: *t,
+                    })
+                    .collect()
+            })
+            .clone();
         Snapshot {
             epoch: self.setup.epoch,
             seq,
             time: wall,
             topology: self.topo.clone(),
             checks,
-            components: all
-                .components
-                .iter()
-                .zip(&self.component_since)
-                .map(|(s, t)| Since {
-                    status: *s,
-                    since: *t,
-                })
-                .collect(),
-            groups: all
-                .groups
-                .iter()
-                .zip(&self.group_since)
-                .map(|(s, t)| Since {
-                    status: *s,
-                    since: *t,
-                })
-                .collect(),
+            components,
+            groups,
             system_since: self.system_since,
             views,
             slots: self.shared_slots.clone(),
