@@ -8,6 +8,7 @@
 //! it is never the record.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use jiff::Timestamp;
@@ -93,6 +94,8 @@ pub struct EventLog {
     capacity: usize,
     inner: Mutex<VecDeque<Arc<Event>>>,
     last: watch::Sender<u64>,
+    /// Set when the engine stopped: readers end after the last event.
+    closed: AtomicBool,
 }
 
 impl EventLog {
@@ -103,6 +106,7 @@ impl EventLog {
             capacity: capacity.max(1),
             inner: Mutex::new(VecDeque::new()),
             last: watch::Sender::new(0),
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -165,6 +169,18 @@ impl EventLog {
         Replay::Events(log.iter().skip(skip).cloned().collect())
     }
 
+    /// Marks the log as ended (the engine stopped): readers return `None`
+    /// once they have read every event.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.last.send_modify(|_| {});
+    }
+
+    /// Whether the engine that appends to this log stopped.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
     /// A receiver that changes whenever events are appended (its value: the last seq).
     pub fn watch(&self) -> watch::Receiver<u64> {
         self.last.subscribe()
@@ -195,6 +211,9 @@ impl EventReader {
         loop {
             match self.log.since(self.next_after) {
                 Replay::Events(ev) if ev.is_empty() => {
+                    if self.log.is_closed() {
+                        return None;
+                    }
                     self.wake.changed().await.ok()?;
                 }
                 Replay::Events(ev) => {
@@ -249,5 +268,21 @@ mod tests {
             panic!()
         };
         assert_eq!(ev.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn readers_end_after_the_last_event_once_closed() {
+        let log = Arc::new(EventLog::new(1, 100));
+        let mut r = log.reader(0);
+        log.append(Timestamp::UNIX_EPOCH, sys(1));
+        let waiting = tokio::spawn(async move {
+            let first = r.next_batch().await;
+            (first, r.next_batch().await)
+        });
+        tokio::task::yield_now().await;
+        log.close();
+        let (first, second) = waiting.await.unwrap();
+        assert!(matches!(first, Some(Replay::Events(ev)) if ev.len() == 1));
+        assert_eq!(second, None);
     }
 }

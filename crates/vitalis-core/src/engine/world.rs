@@ -829,6 +829,9 @@ impl World {
         for inbox in &self.setup.shards {
             inbox.close();
         }
+        // Transitions found in this last pass are still recorded.
+        self.flush_events(Timestamp::now());
+        self.setup.events.close();
     }
 
     fn handle(
