@@ -9,7 +9,7 @@ use vitalis_core::spec::is_valid_id;
 use vitalis_core::window::WindowError;
 use vitalis_core::{
     ActiveWindow, BreakerSettings, CheckSettings, CheckSpec, Component, Defaults, Group, Impact,
-    Level, RegistryError, Source, Topology,
+    Level, RegistryError, Source, Topology, redact_url,
 };
 use vitalis_probes::{BuildCx, BuildError, ProbeKind};
 

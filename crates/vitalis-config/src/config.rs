@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
-use vitalis_core::{ActiveWindow, Component, Defaults, Group};
+use vitalis_core::{ActiveWindow, Component, Defaults, Group, redact_url};
 
 /// Sections whose feature is not built yet: parsed and validated, reported
 /// by [`Config::inactive_sections`] so the daemon can say so. Remove a name
 /// here when its feature lands.
-pub const INACTIVE_SECTIONS: &[&str] = &["history", "alert", "discovery"];
+pub const INACTIVE_SECTIONS: &[&str] = &["discovery"];
 
 /// A loaded, validated configuration.
 ///
@@ -46,7 +46,7 @@ pub struct Config {
 impl Config {
     /// The sections present in the file(s) whose feature is not built yet
     /// (see [`INACTIVE_SECTIONS`]), for a log line like
-    /// `section [history] is not active yet`.
+    /// `section [discovery] is not active yet`.
     pub fn inactive_sections(&self) -> Vec<&'static str> {
         INACTIVE_SECTIONS
             .iter()
@@ -525,55 +525,6 @@ pub enum DiscoverySource {
     },
 }
 
-/// `scheme://user:***@host/…?password=***`: hides the password of a URL
-/// (in the user info, and query parameters named like `password`,
-/// `token`, `secret` or `key`).
-pub fn redact_url(url: &str) -> String {
-    let (head, query) = match url.split_once('?') {
-        Some((h, q)) => (h, Some(q)),
-        None => (url, None),
-    };
-    let mut out = redact_userinfo(head);
-    if let Some(q) = query {
-        let params: Vec<String> = q
-            .split('&')
-            .map(|p| match p.split_once('=') {
-                Some((k, _))
-                    if ["pass", "token", "secret", "key"]
-                        .iter()
-                        .any(|s| k.to_ascii_lowercase().contains(s)) =>
-                {
-                    format!("{k}=***")
-                }
-                _ => p.to_string(),
-            })
-            .collect();
-        out.push('?');
-        out.push_str(&params.join("&"));
-    }
-    out
-}
-
-fn redact_userinfo(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-            let masked = if userinfo.contains(':') {
-                format!("{user}:***")
-            } else {
-                user.to_string()
-            };
-            format!("{scheme}://{masked}@{host}{tail}")
-        }
-        None => url.to_string(),
-    }
-}
-
 /// `scheme://host/***`: hides everything after the host.
 fn redact_path(url: &str) -> String {
     let redacted = redact_url(url);
@@ -591,17 +542,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_lose_their_passwords() {
-        assert_eq!(
-            redact_url("postgres://vitalis:s3cret@db:5432/x?sslmode=require"),
-            "postgres://vitalis:***@db:5432/x?sslmode=require"
-        );
-        assert_eq!(redact_url("sqlite://vitalis.db"), "sqlite://vitalis.db");
-        assert_eq!(
-            redact_url("postgres://db/x?sslmode=require&password=pw&apiToken=t"),
-            "postgres://db/x?sslmode=require&password=***&apiToken=***"
-        );
-        assert_eq!(redact_url("http://user@h/p"), "http://user@h/p");
+    fn slack_urls_lose_their_path() {
         assert_eq!(
             redact_path("https://hooks.slack.com/services/T0/B0/XYZ"),
             "https://hooks.slack.com/***"

@@ -79,12 +79,14 @@ pub use config::{
     AlertConfig, AlertRoute, AlertSink, ComponentDiff, ConcurrencyLimits, Config, Details,
     DiscoveryConfig, DiscoverySource, HistoryBackend, HistoryConfig, INACTIVE_SECTIONS,
     LoadedComponent, MaintenanceWindow, RegistrationConfig, RouteMatch, Scope, Secret,
-    ServerConfig, Severity, SinkKind, Token, redact_url,
+    ServerConfig, Severity, SinkKind, Token,
 };
 pub use error::{ConfigError, ErrorKind};
 pub use registration::{JsonOptions, component_from_json};
 pub use schema::schema;
 pub use vars::{ExpandError, LoadOptions, expand};
+/// Re-exported from [`vitalis_core::redact`], where it lives.
+pub use vitalis_core::redact_url;
 
 /// Loads the config file at `path` and everything it includes.
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Config, ConfigError> {

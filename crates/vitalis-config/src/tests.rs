@@ -662,7 +662,7 @@ fn the_spec_example_loads() {
     );
     assert_eq!(c.alert.routes[0].matcher.group.as_deref(), Some("risk"));
     assert_eq!(c.alert.default_sinks, ["oncall"]);
-    assert_eq!(c.inactive_sections(), ["history", "alert", "discovery"]);
+    assert_eq!(c.inactive_sections(), ["discovery"]);
 
     // Debug hides every secret.
     let debug = format!("{c:?}");

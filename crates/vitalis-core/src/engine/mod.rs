@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 use crate::events::{EventLog, EventReader};
 use crate::model::{CheckResult, Level};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{CheckState, Snapshot};
 use crate::spec::{BreakerSettings, CheckSpec, Component, Defaults, Group};
 use crate::topology::RegistryError;
 use crate::window::ActiveWindow;
@@ -263,9 +263,10 @@ pub struct Refreshed {
     /// The newest snapshot when the refresh returned.
     pub snapshot: Arc<Snapshot>,
     /// Checks (by index) re-run but not finished by the deadline: their
-    /// results are older than `cache_ttl` and should be marked stale.
+    /// results are older than wanted and should be marked stale.
     pub running: Vec<usize>,
-    /// How many checks were older than `cache_ttl` when the refresh began.
+    /// How many checks were re-run (for [`Engine::refresh`]: how many were
+    /// older than `cache_ttl` when it began).
     pub expired: usize,
 }
 
@@ -537,12 +538,29 @@ impl Engine {
     /// at most `deadline` for them. Results still running are listed in
     /// [`Refreshed::running`].
     pub async fn refresh(&self, select: impl Fn(usize) -> bool, deadline: Duration) -> Refreshed {
+        let now = Instant::now();
+        self.run_now(|k, c| select(k) && c.is_cache_expired(now), deadline)
+            .await
+    }
+
+    /// Re-runs the selected checks whatever the age of their results (single
+    /// flight as with [`Engine::refresh`], forcing a breaker trial) and waits
+    /// at most `deadline` for them. For a caller that needs results newer
+    /// than some event, e.g. alerting confirming a root cause before paging.
+    pub async fn rerun(&self, select: impl Fn(usize) -> bool, deadline: Duration) -> Refreshed {
+        self.run_now(|k, _| select(k), deadline).await
+    }
+
+    async fn run_now(
+        &self,
+        select: impl Fn(usize, &CheckState) -> bool,
+        deadline: Duration,
+    ) -> Refreshed {
         let until = Instant::now() + deadline;
         let snap = self.snapshot();
-        let now = Instant::now();
         let mut wanted: Vec<(usize, u64)> = Vec::new();
         for (k, c) in snap.checks.iter().enumerate() {
-            if !select(k) || !c.active || !c.is_cache_expired(now) {
+            if !c.active || !select(k, c) {
                 continue;
             }
             snap.slots[k].request_run(true, true);

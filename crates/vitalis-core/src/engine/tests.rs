@@ -308,6 +308,18 @@ async fn concurrent_refreshes_share_one_run() {
     // A fresh result is a cache hit: nothing re-runs.
     let r = engine.refresh(|_| true, Duration::from_millis(80)).await;
     assert_eq!((r.expired, runs.load(Ordering::SeqCst) - before), (0, 1));
+    // A rerun runs it anyway, still single flight across concurrent callers.
+    let reruns: Vec<_> = (0..4)
+        .map(|_| {
+            let e = engine.clone();
+            tokio::spawn(async move { e.rerun(|_| true, Duration::from_millis(80)).await })
+        })
+        .collect();
+    for r in reruns {
+        let r = r.await.unwrap();
+        assert_eq!((r.expired, r.snapshot.checks[0].runs), (1, 3));
+    }
+    assert_eq!(runs.load(Ordering::SeqCst) - before, 2);
 }
 
 #[tokio::test(start_paused = true)]
