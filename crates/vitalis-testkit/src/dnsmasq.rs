@@ -16,14 +16,13 @@
 //! * No upstream servers, no `/etc/hosts`, no config file: a name it was not
 //!   given is answered `REFUSED`.
 
-use std::fs::File;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use tempfile::TempDir;
 
-use crate::support::{self, ServerProcess};
+use crate::support::{self, Lifecycle, ServerProcess};
 
 const INSTALL: &str = "dnsmasq-base";
 
@@ -60,64 +59,46 @@ impl Dnsmasq {
             records: records.iter().map(|r| r.to_string()).collect(),
             process: None,
         };
-        for attempt in 1..=3 {
-            dns.port = support::free_port();
-            match dns.launch() {
-                Ok(()) => return dns,
-                Err(log) if attempt < 3 && log.contains("in use") => continue,
-                Err(log) => panic!("dnsmasq did not start on {}: {log}", dns.address()),
-            }
+        let started = support::on_free_port("in use", |port| {
+            dns.port = port;
+            dns.launch()
+        });
+        if let Err(log) = started {
+            panic!("dnsmasq did not start on {}: {log}", dns.address());
         }
-        unreachable!("the last attempt returns or panics")
+        dns
     }
 
     fn launch(&mut self) -> Result<(), String> {
         let program = support::require_program(&["/usr/sbin/dnsmasq", "dnsmasq"], INSTALL);
-        let log_path = self.dir.path().join("dnsmasq.log");
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .expect("dnsmasq log");
-        let child = Command::new(program)
-            .current_dir(self.dir.path())
-            .args(["--no-daemon", "--conf-file=/dev/null", "--log-queries"])
-            .arg(format!(
-                "--pid-file={}",
-                self.dir.path().join("dnsmasq.pid").display()
-            ))
-            .arg(format!("--port={}", self.port))
-            .args([
-                "--listen-address=127.0.0.1",
-                "--bind-interfaces",
-                "--no-resolv",
-                "--no-hosts",
-                "--no-poll",
-            ])
-            .args(&self.records)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log fd"))
-            .stderr(log)
-            .spawn()
-            .expect("start dnsmasq");
-        let mut process = ServerProcess::new(child, Signal::SIGTERM);
         let port = self.port;
-        let ready = support::wait_until(READY_WITHIN, || {
-            if process.has_exited() {
-                return Some(false);
-            }
-            support::accepts(port).then_some(true)
-        });
-        match ready {
-            Some(true) => {
-                self.process = Some(process);
-                Ok(())
-            }
-            _ => {
-                process.stop_with(Signal::SIGKILL);
-                Err(support::tail(&log_path, 20))
-            }
-        }
+        let process = support::spawn_server(
+            Command::new(program)
+                .current_dir(self.dir.path())
+                .args(["--no-daemon", "--conf-file=/dev/null", "--log-queries"])
+                .arg(format!(
+                    "--pid-file={}",
+                    self.dir.path().join("dnsmasq.pid").display()
+                ))
+                .arg(format!("--port={port}"))
+                .args([
+                    "--listen-address=127.0.0.1",
+                    "--bind-interfaces",
+                    "--no-resolv",
+                    "--no-hosts",
+                    "--no-poll",
+                ])
+                .args(&self.records),
+            &self.dir.path().join("dnsmasq.log"),
+            Lifecycle {
+                polite: Signal::SIGTERM,
+                abort: Signal::SIGKILL,
+                ready_within: READY_WITHIN,
+            },
+            || support::accepts(port),
+        )?;
+        self.process = Some(process);
+        Ok(())
     }
 
     /// `127.0.0.1:<port>` (UDP and TCP).

@@ -17,6 +17,7 @@
 //!
 //! This file is only a list of modules: add a server as a module of its own.
 
+pub mod alertmanager;
 pub mod dnsmasq;
 pub mod postgres;
 pub mod prometheus;

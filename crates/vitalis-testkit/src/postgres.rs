@@ -34,7 +34,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use tempfile::TempDir;
 
-use crate::support::{self, ServerProcess};
+use crate::support::{self, Lifecycle, ServerProcess};
 
 /// The test database.
 pub const DATABASE: &str = "vitalis";
@@ -282,77 +282,62 @@ impl Postgres {
             port: 0,
             process: None,
         };
-        for attempt in 1..=3 {
-            pg.port = support::free_port();
-            match pg.launch() {
-                Ok(()) => return pg,
-                Err(log) if attempt < 3 && log.contains("could not bind") => continue,
-                Err(log) => panic!("PostgreSQL did not start on 127.0.0.1:{}: {log}", pg.port),
-            }
+        let started = support::on_free_port("could not bind", |port| {
+            pg.port = port;
+            pg.launch()
+        });
+        if let Err(log) = started {
+            panic!("PostgreSQL did not start on 127.0.0.1:{}: {log}", pg.port);
         }
-        unreachable!("the last attempt returns or panics")
+        pg
     }
 
     /// Starts the server process; `Err(log tail)` when it does not get ready.
     fn launch(&mut self) -> Result<(), String> {
         let install = Install::get();
-        let log_path = self.dir.path().join("postgres.log");
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .expect("postgres log");
-        let child = install
-            .command("postgres")
-            .arg("-D")
-            .arg(self.data_dir())
-            .arg("-p")
-            .arg(self.port.to_string())
-            .args(["-h", "127.0.0.1", "-k"])
-            .arg(self.socket_dir())
-            .args([
-                "-F",
-                "-c",
-                "shared_buffers=16MB",
-                "-c",
-                "max_connections=40",
-                "-c",
-                "full_page_writes=off",
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "wal_level=minimal",
-                "-c",
-                "max_wal_senders=0",
-                "-c",
-                "autovacuum=off",
-            ])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log fd"))
-            .stderr(log)
-            .spawn()
-            .expect("start postgres");
-        // SIGINT: fast shutdown (clients are told, then disconnected).
-        let mut process = ServerProcess::new(child, Signal::SIGINT);
         let pid_file = self.data_dir().join("postmaster.pid");
-        let ready = support::wait_until(READY_WITHIN, || {
-            if process.has_exited() {
-                return Some(false);
-            }
-            let text = std::fs::read_to_string(&pid_file).unwrap_or_default();
-            // Line 8 of postmaster.pid is the server's state.
-            (text.lines().nth(7).map(str::trim) == Some("ready")).then_some(true)
-        });
-        match ready {
-            Some(true) => {
-                self.process = Some(process);
-                Ok(())
-            }
-            _ => {
-                process.stop_with(Signal::SIGQUIT);
-                Err(support::tail(&log_path, 20))
-            }
-        }
+        let process = support::spawn_server(
+            install
+                .command("postgres")
+                .arg("-D")
+                .arg(self.data_dir())
+                .arg("-p")
+                .arg(self.port.to_string())
+                .args(["-h", "127.0.0.1", "-k"])
+                .arg(self.socket_dir())
+                .args([
+                    "-F",
+                    "-c",
+                    "shared_buffers=16MB",
+                    "-c",
+                    "max_connections=40",
+                    "-c",
+                    "full_page_writes=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "wal_level=minimal",
+                    "-c",
+                    "max_wal_senders=0",
+                    "-c",
+                    "autovacuum=off",
+                ]),
+            &self.dir.path().join("postgres.log"),
+            Lifecycle {
+                // Fast shutdown: clients are told, then disconnected.
+                polite: Signal::SIGINT,
+                // Immediate shutdown: nothing here needs to survive.
+                abort: Signal::SIGQUIT,
+                ready_within: READY_WITHIN,
+            },
+            || {
+                let text = std::fs::read_to_string(&pid_file).unwrap_or_default();
+                // Line 8 of postmaster.pid is the server's state.
+                text.lines().nth(7).map(str::trim) == Some("ready")
+            },
+        )?;
+        self.process = Some(process);
+        Ok(())
     }
 
     /// The port it listens on (on 127.0.0.1).

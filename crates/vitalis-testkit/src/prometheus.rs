@@ -15,16 +15,13 @@
 //!   scrape of itself has landed (`up{job="prometheus"}` has a sample), so
 //!   queries see data.
 
-use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use tempfile::TempDir;
 
-use crate::support::{self, ServerProcess};
+use crate::support::{self, Lifecycle, ServerProcess, http_get};
 
 const INSTALL: &str = "prometheus";
 
@@ -58,18 +55,15 @@ impl Prometheus {
             port: 0,
             process: None,
         };
-        for attempt in 1..=3 {
-            prom.port = support::free_port();
-            match prom.launch(targets) {
-                Ok(()) => {
-                    prom.wait_for_samples("up{job=\"prometheus\"}");
-                    return prom;
-                }
-                Err(log) if attempt < 3 && log.contains("in use") => continue,
-                Err(log) => panic!("prometheus did not start on {}: {log}", prom.url()),
-            }
+        let started = support::on_free_port("in use", |port| {
+            prom.port = port;
+            prom.launch(targets)
+        });
+        if let Err(log) = started {
+            panic!("prometheus did not start on {}: {log}", prom.url());
         }
-        unreachable!("the last attempt returns or panics")
+        prom.wait_for_samples("up{job=\"prometheus\"}");
+        prom
     }
 
     fn launch(&mut self, targets: &[&str]) -> Result<(), String> {
@@ -92,45 +86,26 @@ impl Prometheus {
         }
         let config_path = self.dir.path().join("prometheus.yml");
         std::fs::write(&config_path, config).expect("prometheus config");
-        let log_path = self.dir.path().join("prometheus.log");
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .expect("prometheus log");
-        let child = Command::new(program)
-            .current_dir(self.dir.path())
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                self.dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{}", self.port))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log fd"))
-            .stderr(log)
-            .spawn()
-            .expect("start prometheus");
-        let mut process = ServerProcess::new(child, Signal::SIGTERM);
         let port = self.port;
-        let ready = support::wait_until(READY_WITHIN, || {
-            if process.has_exited() {
-                return Some(false);
-            }
-            get(port, "/-/ready")
-                .is_some_and(|(status, _)| status == 200)
-                .then_some(true)
-        });
-        match ready {
-            Some(true) => {
-                self.process = Some(process);
-                Ok(())
-            }
-            _ => {
-                process.stop_with(Signal::SIGKILL);
-                Err(support::tail(&log_path, 20))
-            }
-        }
+        let process = support::spawn_server(
+            Command::new(program)
+                .current_dir(self.dir.path())
+                .arg(format!("--config.file={}", config_path.display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    self.dir.path().join("data").display()
+                ))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}")),
+            &self.dir.path().join("prometheus.log"),
+            Lifecycle {
+                polite: Signal::SIGTERM,
+                abort: Signal::SIGKILL,
+                ready_within: READY_WITHIN,
+            },
+            || http_get(port, "/-/ready").is_some_and(|(status, _)| status == 200),
+        )?;
+        self.process = Some(process);
+        Ok(())
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -151,7 +126,7 @@ impl Prometheus {
     pub fn wait_for_samples(&self, query: &str) {
         let path = format!("/api/v1/query?query={}", percent_encode(query));
         let found = support::wait_until(READY_WITHIN, || {
-            get(self.port, &path)
+            http_get(self.port, &path)
                 .filter(|(status, body)| *status == 200 && body.contains("\"value\""))
                 .map(|_| ())
         });
@@ -178,19 +153,6 @@ impl Prometheus {
     }
 }
 
-/// A tiny HTTP/1.0 GET on loopback: `(status, body)`.
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    let status = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
-    Some((status, body))
-}
-
 /// Percent-encodes a query parameter value.
 fn percent_encode(text: &str) -> String {
     text.bytes()
@@ -210,7 +172,7 @@ mod tests {
     #[test]
     fn starts_scrapes_itself_and_stops() {
         let mut prom = Prometheus::start(&[]);
-        let (status, body) = get(prom.port(), "/api/v1/query?query=up").unwrap();
+        let (status, body) = http_get(prom.port(), "/api/v1/query?query=up").unwrap();
         assert_eq!(status, 200);
         assert!(body.contains("\"job\":\"prometheus\""), "{body}");
         prom.stop();

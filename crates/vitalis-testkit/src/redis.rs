@@ -14,7 +14,6 @@
 //! (nothing is persisted), with `DEBUG` allowed from loopback (Redis 7+) so
 //! tests can make it slow (`DEBUG SLEEP 0.5`). Needs Debian's `redis-server`.
 
-use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -25,7 +24,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use tempfile::TempDir;
 
-use crate::support::{self, ServerProcess};
+use crate::support::{self, Lifecycle, ServerProcess};
 
 const INSTALL: &str = "redis-server";
 
@@ -85,25 +84,18 @@ impl Redis {
             password,
             process: None,
         };
-        for attempt in 1..=3 {
-            redis.port = support::free_port();
-            match redis.launch() {
-                Ok(()) => return redis,
-                Err(log) if attempt < 3 && log.contains("in use") => continue,
-                Err(log) => panic!("redis-server did not start on {}: {log}", redis.address()),
-            }
+        let started = support::on_free_port("in use", |port| {
+            redis.port = port;
+            redis.launch()
+        });
+        if let Err(log) = started {
+            panic!("redis-server did not start on {}: {log}", redis.address());
         }
-        unreachable!("the last attempt returns or panics")
+        redis
     }
 
     fn launch(&mut self) -> Result<(), String> {
         let (path, major) = program();
-        let log_path = self.dir.path().join("redis.log");
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .expect("redis log");
         let mut command = Command::new(path);
         command
             .arg("--port")
@@ -117,30 +109,19 @@ impl Redis {
         if let Some(pw) = &self.password {
             command.args(["--requirepass", pw]);
         }
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log fd"))
-            .stderr(log)
-            .spawn()
-            .expect("start redis-server");
-        let mut process = ServerProcess::new(child, Signal::SIGTERM);
         let port = self.port;
-        let ready = support::wait_until(READY_WITHIN, || {
-            if process.has_exited() {
-                return Some(false);
-            }
-            answers_ping(port).then_some(true)
-        });
-        match ready {
-            Some(true) => {
-                self.process = Some(process);
-                Ok(())
-            }
-            _ => {
-                process.stop_with(Signal::SIGKILL);
-                Err(support::tail(&log_path, 20))
-            }
-        }
+        let process = support::spawn_server(
+            &mut command,
+            &self.dir.path().join("redis.log"),
+            Lifecycle {
+                polite: Signal::SIGTERM,
+                abort: Signal::SIGKILL,
+                ready_within: READY_WITHIN,
+            },
+            || answers_ping(port),
+        )?;
+        self.process = Some(process);
+        Ok(())
     }
 
     /// The port it listens on (on 127.0.0.1).

@@ -1,11 +1,12 @@
 //! What every server module needs: finding its program, a free loopback
-//! port, waiting until it is ready, and a child process that is stopped
-//! when dropped.
+//! port, starting it and waiting until it is ready, and a child process
+//! that is stopped when dropped.
 
-use std::io::Read;
+use std::fs::File;
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -61,6 +62,91 @@ pub fn find_program(candidates: &[&str]) -> Option<PathBuf> {
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
     listener.local_addr().expect("local_addr").port()
+}
+
+/// Launches a server on a free port: calls `launch` with a new port up to
+/// three times, again only while the failure's log says the port was taken
+/// meanwhile (contains `port_taken`, e.g. `"in use"`). `Err` is the last
+/// failure's log.
+pub fn on_free_port(
+    port_taken: &str,
+    mut launch: impl FnMut(u16) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut attempt = 1;
+    loop {
+        match launch(free_port()) {
+            Err(log) if attempt < 3 && log.contains(port_taken) => attempt += 1,
+            done => return done,
+        }
+    }
+}
+
+/// How a server started by [`spawn_server`] is stopped, and how long it
+/// may take to be ready.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifecycle {
+    /// The signal that stops it when it is dropped (e.g. `SIGTERM`).
+    pub polite: Signal,
+    /// The signal that ends it when it does not get ready (e.g. `SIGKILL`).
+    pub abort: Signal,
+    /// How long it may take to be ready.
+    pub ready_within: Duration,
+}
+
+/// Spawns a server: `command` with stdin closed and stdout and stderr
+/// appended to `log`, then polls `ready` (while the process runs) for at
+/// most `lifecycle.ready_within`. Ready: the running process, stopped
+/// with `lifecycle.polite` when dropped. Exited or not ready in time: it
+/// is ended with `lifecycle.abort`, and `Err` holds the last 20 lines of
+/// `log`.
+///
+/// # Panics
+///
+/// When the log cannot be opened or the program cannot be started.
+pub fn spawn_server(
+    command: &mut Command,
+    log: &Path,
+    lifecycle: Lifecycle,
+    mut ready: impl FnMut() -> bool,
+) -> Result<ServerProcess, String> {
+    let out = File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap_or_else(|e| panic!("open {}: {e}", log.display()));
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("log fd"))
+        .stderr(out)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {}: {e}", command.get_program().display()));
+    let mut process = ServerProcess::new(child, lifecycle.polite);
+    let ready = wait_until(lifecycle.ready_within, || {
+        if process.has_exited() {
+            return Some(false);
+        }
+        ready().then_some(true)
+    });
+    if ready == Some(true) {
+        Ok(process)
+    } else {
+        process.stop_with(lifecycle.abort);
+        Err(tail(log, 20))
+    }
+}
+
+/// A tiny HTTP/1.0 GET on `127.0.0.1:port`: `(status, body)`, or `None`
+/// when it does not answer.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
 }
 
 /// Polls `ready` every 20 ms until it returns `Some`, for at most `within`.
