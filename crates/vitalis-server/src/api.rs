@@ -64,12 +64,14 @@ pub(crate) struct ApiState {
     pub(crate) control: Option<Arc<dyn Control>>,
     pub(crate) lifecycle: Arc<Lifecycle>,
     pub(crate) refresh_deadline: Duration,
+    /// The history store, when one is configured.
+    pub(crate) history: Option<Arc<dyn vitalis_store::HistoryReader>>,
 }
 
 type St = State<Arc<ApiState>>;
 
 pub(crate) fn router(state: Arc<ApiState>) -> Router {
-    Router::new()
+    crate::history::routes(Router::new())
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
         .route("/health", get(health_all))

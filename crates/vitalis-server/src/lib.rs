@@ -23,11 +23,12 @@
 //! # Ok(()) }
 //! ```
 //!
-//! See [`Api`] for tokens, details, reload and registration.
+//! See [`Api`] for tokens, details, reload, registration and history.
 
 mod api;
 pub mod auth;
 pub mod error;
+mod history;
 mod render;
 
 use std::sync::Arc;
@@ -41,6 +42,7 @@ use axum::response::IntoResponse;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use vitalis_core::Engine;
+use vitalis_store::HistoryReader;
 
 pub use api::{Control, Lifecycle};
 pub use auth::{Auth, Caller, Details, Scope, Token};
@@ -63,6 +65,7 @@ pub struct Api {
     lifecycle: Arc<Lifecycle>,
     refresh_deadline: Duration,
     request_timeout: Duration,
+    history: Option<Arc<dyn HistoryReader>>,
 }
 
 impl Api {
@@ -77,6 +80,7 @@ impl Api {
             lifecycle,
             refresh_deadline: Duration::from_millis(80),
             request_timeout: Duration::from_secs(10),
+            history: None,
         }
     }
 
@@ -104,6 +108,14 @@ impl Api {
         self
     }
 
+    /// Serves recorded history: `/health/history`, `/health/uptime` and
+    /// `/health/rollups` (without it they answer 404 "history is not
+    /// enabled"). `vitalis_store::History` is a reader.
+    pub fn history(mut self, history: Arc<dyn HistoryReader>) -> Self {
+        self.history = Some(history);
+        self
+    }
+
     /// The router, with JSON errors, a body limit, a request timeout and
     /// panic isolation.
     pub fn router(self) -> Router {
@@ -113,6 +125,7 @@ impl Api {
             control: self.control,
             lifecycle: self.lifecycle,
             refresh_deadline: self.refresh_deadline,
+            history: self.history,
         });
         api::router(state)
             .fallback(|| async {

@@ -11,11 +11,18 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 use tokio::signal::unix::{SignalKind, signal};
 use vitalis_config::{Config, LoadOptions};
-use vitalis_core::{BoxFuture, Changes, CheckRuntime, Engine, Source};
+use vitalis_core::{BoxFuture, Changes, CheckRuntime, Engine, EngineBuilder, Source};
 use vitalis_server::{Api, ApiError, Auth, Control, Lifecycle};
 
 /// Builds the engine for a config.
 pub(crate) fn engine_for(cfg: &Config) -> anyhow::Result<Engine> {
+    builder_for(cfg)
+        .start()
+        .context("the component registry is invalid")
+}
+
+/// The engine builder for a config (checks, groups, limits).
+pub(crate) fn builder_for(cfg: &Config) -> EngineBuilder {
     let mut b = Engine::builder()
         .defaults(cfg.defaults.clone())
         .check_runtime(CheckRuntime::Dedicated(2));
@@ -31,7 +38,7 @@ pub(crate) fn engine_for(cfg: &Config) -> anyhow::Result<Engine> {
     for c in cfg.declarations() {
         b = b.component(c.clone());
     }
-    b.start().context("the component registry is invalid")
+    b
 }
 
 /// The server's access policy from `[server]`.
@@ -72,6 +79,8 @@ struct Daemon {
     config: Mutex<Arc<Config>>,
     /// Serialises reloads and registrations.
     writes: tokio::sync::Mutex<()>,
+    /// Alert evaluation and delivery (`crate::alerts`).
+    alerts: vitalis_alert::Alerting,
 }
 
 impl Daemon {
@@ -113,6 +122,8 @@ impl Daemon {
             );
         }
         self.auth.store(Arc::new(auth_for(&next)));
+        crate::history::reloaded(&prev, &next);
+        crate::alerts::reload(&self.alerts, &next);
         log_inactive(&next);
         *self.config.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
         tracing::info!(added = ?diff.added, changed = ?diff.changed, removed = ?diff.removed, unchanged = diff.unchanged.len(), "configuration reloaded");
@@ -139,6 +150,12 @@ impl Control for Daemon {
                 return Err(conflict(
                     format!("component '{id}' is declared in the config file"),
                     "change it there and reload",
+                ));
+            }
+            if crate::history::is_reserved(&id) {
+                return Err(conflict(
+                    format!("component '{id}' is Vitalis' own"),
+                    "choose another id",
                 ));
             }
             let opts = cfg.json_options(Source::Registered, &self.opts.heartbeats);
@@ -223,7 +240,9 @@ pub(crate) async fn run_server(
 ) -> anyhow::Result<()> {
     let cfg = vitalis_config::load(&path, &opts)?;
     log_inactive(&cfg);
-    let engine = engine_for(&cfg)?;
+    let history = crate::history::open(&cfg).await;
+    let engine = crate::history::start_engine(builder_for(&cfg), history.as_ref())?;
+    let alerts = crate::alerts::start(&engine, &cfg);
     let auth = Arc::new(ArcSwap::from_pointee(auth_for(&cfg)));
     let lifecycle = Arc::new(Lifecycle::default());
     let listen = cfg.server.listen;
@@ -234,8 +253,9 @@ pub(crate) async fn run_server(
         auth: auth.clone(),
         config: Mutex::new(Arc::new(cfg)),
         writes: tokio::sync::Mutex::new(()),
+        alerts: alerts.clone(),
     });
-    let app = Api::new(engine.clone())
+    let app = crate::history::serve(Api::new(engine.clone()), history.as_ref())
         .auth(auth)
         .control(daemon.clone())
         .lifecycle(lifecycle.clone())
@@ -278,7 +298,9 @@ pub(crate) async fn run_server(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
+    alerts.shutdown();
     engine.shutdown();
+    crate::history::close(history).await;
     tracing::info!("stopped");
     Ok(())
 }

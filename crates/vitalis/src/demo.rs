@@ -59,6 +59,8 @@ type = "log"
 
 [alert]
 default_sinks = ["log"]
+# A degradation must hold this long before it alerts (rides out blips).
+for = "2s"
 "#,
         db = data_dir.join("vitalis.db").display()
     )
@@ -106,7 +108,10 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         println!("components: http://{addr}/health/components");
         println!("groups:     http://{addr}/health/groups");
         println!("verbose:    http://{addr}/health?verbose");
+        println!("history:    http://{addr}/health/history?component=trading-db");
+        println!("uptime:     http://{addr}/health/uptime?window=1h");
         println!("fault API:  {fault_url}/faults");
+        println!("alerts:     on stderr, log target vitalis::alert (root causes only, with what they impact)");
         println!(
             "try:        curl -X POST {fault_url}/faults/trading-db/down   (repair: curl -X DELETE {fault_url}/faults/trading-db)"
         );

@@ -1,8 +1,10 @@
 //! `vitalis`: the daemon and CLI. Glue only: the libraries do the work.
 
+mod alerts;
 mod check;
 mod daemon;
 mod demo;
+mod history;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

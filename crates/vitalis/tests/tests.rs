@@ -3,6 +3,8 @@
 
 mod util;
 
+mod alerts;
 mod check_cmd;
 mod demo;
+mod history;
 mod serve;

@@ -135,6 +135,19 @@ impl Daemon {
         self.log.lock().unwrap().clone()
     }
 
+    /// Waits until the daemon's log holds `text`.
+    pub(crate) async fn logged(&self, text: &str) {
+        eventually(Duration::from_secs(5), text, async || {
+            self.log().contains(text).then_some(())
+        })
+        .await;
+    }
+
+    /// GET `path` on the daemon without a token, like [`get_json`].
+    pub(crate) async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        get_json(&format!("{}{path}", self.base), None).await
+    }
+
     pub(crate) fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
             .args([&format!("-{sig}"), &self.child.id().to_string()])
