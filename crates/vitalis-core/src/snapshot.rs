@@ -86,7 +86,7 @@ pub struct Snapshot {
     /// Components, groups, checks and dependencies.
     pub topology: Arc<Topology>,
     /// Per check, indexed like `topology.checks`.
-    pub checks: Arc<[Arc<CheckState>]>,
+    pub checks: Arc<[CheckState]>,
     /// Per component: last transition.
     pub components: Arc<[Since]>,
     /// Per group: last transition.

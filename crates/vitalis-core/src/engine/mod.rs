@@ -15,7 +15,7 @@ mod world;
 
 use std::collections::HashMap;
 use std::hash::Hasher;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -129,6 +129,9 @@ pub(crate) struct Slot {
     pub(crate) active: AtomicBool,
     /// Start of the run in flight, in µs since `base` plus one; 0 when idle.
     in_flight_since: AtomicU64,
+    /// The check's index in the aggregator's arrays (set at each registry
+    /// change): lets a result find its record without a map lookup.
+    pub(crate) index: AtomicUsize,
     pub(crate) base: Instant,
 }
 
@@ -142,6 +145,7 @@ impl Slot {
             urgent: AtomicBool::new(false),
             active: AtomicBool::new(active),
             in_flight_since: AtomicU64::new(0),
+            index: AtomicUsize::new(usize::MAX),
             base,
         }
     }
@@ -151,11 +155,17 @@ impl Slot {
         self.inbox.push(runner::Command::Stop(self.key));
     }
 
-    pub(crate) fn set_in_flight(&self, since: Option<Instant>) {
-        let v = since.map_or(0, |t| {
-            t.saturating_duration_since(self.base).as_micros() as u64 + 1
-        });
+    /// Marks a run in flight since `since`.
+    pub(crate) fn set_in_flight(&self, since: Instant) {
+        let v = since.saturating_duration_since(self.base).as_micros() as u64 + 1;
         self.in_flight_since.store(v, Ordering::Release);
+    }
+
+    /// Marks the check idle (a store only when it was marked in flight).
+    pub(crate) fn clear_in_flight(&self) {
+        if self.in_flight_since.load(Ordering::Acquire) != 0 {
+            self.in_flight_since.store(0, Ordering::Release);
+        }
     }
 
     pub(crate) fn in_flight_since(&self) -> Option<Instant> {

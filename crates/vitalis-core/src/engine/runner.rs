@@ -37,6 +37,8 @@ use crate::model::{CheckResult, Outcome};
 #[derive(Debug)]
 pub(crate) struct Finished {
     pub(crate) key: u64,
+    /// The check's index in the aggregator's arrays when it finished.
+    pub(crate) index: usize,
     pub(crate) result: Arc<CheckResult>,
     /// The circuit breaker after this run.
     pub(crate) circuit: Circuit,
@@ -189,10 +191,7 @@ impl Shard {
         Shard {
             inbox,
             entries: HashMap::default(),
-            timeline: Timeline {
-                base,
-                buckets: BTreeMap::new(),
-            },
+            timeline: Timeline::new(base),
             inflight: FuturesUnordered::new(),
             batch: Vec::new(),
             tx,
@@ -225,7 +224,7 @@ impl Shard {
                 }
             }
             while let Some((at, keys)) = self.timeline.pop_due(now) {
-                for key in keys {
+                for &key in &keys {
                     // Stale items (the entry moved on, or was removed) are skipped.
                     if self
                         .entries
@@ -235,6 +234,7 @@ impl Shard {
                         self.start(key, false, now);
                     }
                 }
+                self.timeline.recycle(keys);
             }
             // Runs that finish at once (most) are collected in this pass.
             while let Some(Some(done)) = futures_util::FutureExt::now_or_never(self.inflight.next())
@@ -270,7 +270,10 @@ impl Shard {
         }
         let slot = &*e.slot;
         slot.state.store(RUNNING, Ordering::Release);
-        let forced = slot.forced.swap(false, Ordering::AcqRel);
+        // Loads first: most runs find nothing to take, and a load does not
+        // claim the cache line readers share.
+        let forced =
+            slot.forced.load(Ordering::Acquire) && slot.forced.swap(false, Ordering::AcqRel);
         if e.abandoned.as_ref().is_some_and(|(h, _)| h.is_finished()) {
             e.abandoned = None;
         }
@@ -306,76 +309,75 @@ impl Shard {
             });
             return;
         }
-        slot.set_in_flight(Some(now));
         e.running = true;
         let timeout = e.settings.timeout;
         let deadline = now + timeout;
-        let run: BoxFuture<'static, RunDone> =
-            if !e.check.may_block() && self.global.is_none() && e.host.is_none() {
-                // Purely async and no permits to take: poll in place. Most such
-                // runs (an in-process check reading a value) finish on this
-                // first poll and cost no timer and no task.
-                let check = e.check.clone();
-                let cx = CheckCx::with_token(deadline, timeout, e.token.clone());
-                let mut run = Box::pin(async move { CatchUnwind(check.run(cx)).await });
-                if let Some(ended) = futures_util::FutureExt::now_or_never(run.as_mut()) {
-                    let outcome = ended.unwrap_or_else(|panic| panicked(&*panic));
-                    self.finish(RunDone {
-                        key,
-                        timed_out: false,
-                        outcome,
-                        abandoned: None,
-                        started: now,
-                        lag,
-                    });
-                    return;
+        // Purely async with its permits free (the common case): poll in
+        // place. Most such runs (an in-process check reading a value)
+        // finish on this first poll and cost no task, no timer and no waker.
+        let free = if e.check.may_block() {
+            None
+        } else {
+            free_permits(self.global.as_ref(), e.host.as_ref())
+        };
+        let run: BoxFuture<'static, RunDone> = if let Some(permits) = free {
+            let check = e.check.clone();
+            let cx = CheckCx::with_token(deadline, timeout, e.token.clone());
+            let mut run = Box::pin(async move { CatchUnwind(check.run(cx)).await });
+            if let Some(ended) = futures_util::FutureExt::now_or_never(run.as_mut()) {
+                drop(permits);
+                let outcome = ended.unwrap_or_else(|panic| panicked(&*panic));
+                self.finish(RunDone {
+                    key,
+                    timed_out: false,
+                    outcome,
+                    abandoned: None,
+                    started: now,
+                    lag,
+                });
+                return;
+            }
+            // Still going: readers and the watchdog see it in flight.
+            e.slot.set_in_flight(now);
+            let token = e.token.clone();
+            let host = e.host.as_ref().map(|(h, _)| h.clone());
+            Box::pin(async move {
+                let _permits = permits;
+                let (outcome, timed_out) = finish_async(run, deadline, &token, || {
+                    self::timed_out(host.as_deref(), timeout)
+                })
+                .await;
+                RunDone {
+                    key,
+                    timed_out,
+                    outcome,
+                    abandoned: None,
+                    started: now,
+                    lag,
                 }
-                let token = e.token.clone();
-                Box::pin(async move {
-                    let (outcome, timed_out) = match (Bounded {
-                        run,
-                        deadline,
-                        timer: None,
-                    })
-                    .await
-                    {
-                        Some(Ok(outcome)) => (outcome, false),
-                        Some(Err(panic)) => (panicked(&*panic), false),
-                        None => {
-                            token.cancel();
-                            (timed_out(None, timeout), true)
-                        }
-                    };
-                    RunDone {
-                        key,
-                        timed_out,
-                        outcome,
-                        abandoned: None,
-                        started: now,
-                        lag,
-                    }
-                })
-            } else {
-                let run = attempt(
-                    e.check.clone(),
-                    e.token.clone(),
-                    deadline,
-                    timeout,
-                    self.global.clone(),
-                    e.host.clone(),
-                );
-                Box::pin(async move {
-                    let (outcome, abandoned, timed_out) = run.await;
-                    RunDone {
-                        key,
-                        timed_out,
-                        outcome,
-                        abandoned,
-                        started: now,
-                        lag,
-                    }
-                })
-            };
+            })
+        } else {
+            e.slot.set_in_flight(now);
+            let run = attempt(
+                e.check.clone(),
+                e.token.clone(),
+                deadline,
+                timeout,
+                self.global.clone(),
+                e.host.clone(),
+            );
+            Box::pin(async move {
+                let (outcome, abandoned, timed_out) = run.await;
+                RunDone {
+                    key,
+                    timed_out,
+                    outcome,
+                    abandoned,
+                    started: now,
+                    lag,
+                }
+            })
+        };
         // Polled by `inflight` with the task's waker from now on.
         self.inflight.push(run);
     }
@@ -395,8 +397,9 @@ impl Shard {
         }
         let finished_at = Instant::now();
         let slot = &*e.slot;
-        slot.set_in_flight(None);
-        let urgent = slot.urgent.swap(false, Ordering::AcqRel);
+        slot.clear_in_flight();
+        let urgent =
+            slot.urgent.load(Ordering::Acquire) && slot.urgent.swap(false, Ordering::AcqRel);
         slot.state.store(IDLE, Ordering::Release);
         e.breaker.record(done.outcome.status, finished_at);
         let duration = finished_at.saturating_duration_since(done.started);
@@ -415,6 +418,7 @@ impl Shard {
         }
         self.batch.push(Finished {
             key: done.key,
+            index: slot.index.load(Ordering::Relaxed),
             result,
             circuit: e.breaker.circuit(finished_at),
             open_until: e.breaker.open_until(),
@@ -449,45 +453,121 @@ impl Clock {
 
 /// Due times on a 10 ms scheduling grid (from the engine's start): one
 /// bucket of keys per grid tick, so checks due close together start in one
-/// wake-up, and taking the next due checks costs O(1) per check.
+/// wake-up. The next [`Timeline::RING`] ticks are a ring of buckets whose
+/// buffers are reused (a push is an index and a `Vec::push`); due times
+/// past that horizon wait in an ordered map and move into the ring as it
+/// turns.
 struct Timeline {
     base: Instant,
-    buckets: BTreeMap<u64, Vec<u64>>,
+    /// Bucket of tick `t` (for `cursor <= t < cursor + RING`) at `t % RING`.
+    ring: Vec<Vec<u64>>,
+    /// The first tick not taken yet.
+    cursor: u64,
+    /// Keys in the ring.
+    in_ring: usize,
+    /// Buckets past the ring's horizon, by tick.
+    beyond: BTreeMap<u64, Vec<u64>>,
+    /// Emptied buffers for reuse.
+    spare: Vec<Vec<u64>>,
 }
 
 impl Timeline {
     const GRID: Duration = Duration::from_millis(10);
+    /// Ticks the ring covers (10.24 s at the 10 ms grid).
+    const RING: u64 = 1024;
+
+    fn new(base: Instant) -> Self {
+        Timeline {
+            base,
+            ring: (0..Self::RING).map(|_| Vec::new()).collect(),
+            cursor: 0,
+            in_ring: 0,
+            beyond: BTreeMap::new(),
+            spare: Vec::new(),
+        }
+    }
 
     fn at(&self, tick: u64) -> Instant {
         self.base + Self::GRID * tick as u32
     }
 
-    /// Schedules `key` at `due` rounded up to the grid; returns the rounded time.
+    /// The first grid tick at or after `t`.
+    fn tick_of(&self, t: Instant) -> u64 {
+        let micros = t.saturating_duration_since(self.base).as_micros();
+        micros.div_ceil(Self::GRID.as_micros()) as u64
+    }
+
+    /// Schedules `key` at `due` rounded up to the grid (and to the first
+    /// tick not taken yet); returns the rounded time.
     fn push(&mut self, due: Instant, key: u64) -> Instant {
-        let micros = due.saturating_duration_since(self.base).as_micros();
-        let tick = micros.div_ceil(Self::GRID.as_micros()) as u64;
-        self.buckets.entry(tick).or_default().push(key);
+        let tick = self.tick_of(due).max(self.cursor);
+        if tick < self.cursor + Self::RING {
+            self.ring[(tick % Self::RING) as usize].push(key);
+            self.in_ring += 1;
+        } else {
+            self.beyond.entry(tick).or_default().push(key);
+        }
         self.at(tick)
     }
 
     /// The earliest scheduled time.
     fn next(&self) -> Option<Instant> {
-        self.buckets.keys().next().map(|t| self.at(*t))
+        if self.in_ring > 0 {
+            let tick = (self.cursor..self.cursor + Self::RING)
+                .find(|t| !self.ring[(t % Self::RING) as usize].is_empty())
+                .expect("in_ring counts the ring's keys");
+            return Some(self.at(tick));
+        }
+        self.beyond.keys().next().map(|t| self.at(*t))
     }
 
-    /// The earliest bucket if it is due at `now`.
+    /// The earliest bucket if it is due at `now`; hand its buffer back
+    /// with [`Timeline::recycle`].
     fn pop_due(&mut self, now: Instant) -> Option<(Instant, Vec<u64>)> {
-        let (&tick, _) = self.buckets.first_key_value()?;
-        let at = self.at(tick);
-        (at <= now).then(|| {
-            (
-                at,
-                self.buckets
-                    .pop_first()
-                    .map(|(_, keys)| keys)
-                    .unwrap_or_default(),
-            )
-        })
+        loop {
+            if self.in_ring == 0 {
+                // Nothing in the ring: jump to the next bucket beyond it.
+                let &first = self.beyond.keys().next()?;
+                self.cursor = self.cursor.max(first.saturating_sub(Self::RING - 1));
+                self.take_beyond();
+            }
+            let at = self.at(self.cursor);
+            if at > now {
+                return None;
+            }
+            let slot = (self.cursor % Self::RING) as usize;
+            let keys = (!self.ring[slot].is_empty()).then(|| {
+                let fresh = self.spare.pop().unwrap_or_default();
+                std::mem::replace(&mut self.ring[slot], fresh)
+            });
+            self.cursor += 1;
+            // The ring turned: the slot just taken now holds its last tick,
+            // which may have waited beyond it.
+            self.take_beyond();
+            if let Some(keys) = keys {
+                self.in_ring -= keys.len();
+                return Some((at, keys));
+            }
+        }
+    }
+
+    /// Returns a bucket's buffer for reuse.
+    fn recycle(&mut self, mut keys: Vec<u64>) {
+        keys.clear();
+        self.spare.push(keys);
+    }
+
+    /// Moves buckets that came within the ring's horizon into it.
+    fn take_beyond(&mut self) {
+        while let Some(entry) = self.beyond.first_entry() {
+            let tick = *entry.key();
+            if tick >= self.cursor + Self::RING {
+                break;
+            }
+            let keys = entry.remove();
+            self.in_ring += keys.len();
+            self.ring[(tick.max(self.cursor) % Self::RING) as usize].extend(keys);
+        }
     }
 }
 
@@ -497,6 +577,25 @@ fn jittered(interval: Duration) -> Duration {
     Duration::from_secs_f64(
         (interval.as_secs_f64() + spread * (fastrand::f64() * 2.0 - 1.0)).max(0.001),
     )
+}
+
+/// Concurrency permits (global, per host) held by a run.
+type Permits = (Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>);
+
+/// The run's permits if every limit has one free now, without waiting.
+fn free_permits(
+    global: Option<&Arc<Semaphore>>,
+    host: Option<&(String, Arc<Semaphore>)>,
+) -> Option<Permits> {
+    let global = match global {
+        Some(s) => Some(s.clone().try_acquire_owned().ok()?),
+        None => None,
+    };
+    let host = match host {
+        Some((_, s)) => Some(s.clone().try_acquire_owned().ok()?),
+        None => None,
+    };
+    Some((global, host))
 }
 
 /// One attempt: concurrency permits, then the check in a task of its own,
@@ -516,18 +615,17 @@ async fn attempt(
     let timed_out = || timed_out(host.as_ref().map(|(h, _)| h.as_str()), timeout);
     // Permits: taken at once when free (the common case), else awaited
     // within the run's budget.
-    let free = (
-        global.as_ref().map(|s| s.clone().try_acquire_owned()),
-        host.as_ref().map(|(_, s)| s.clone().try_acquire_owned()),
-    );
-    let permits = match free {
-        (None | Some(Ok(_)), None | Some(Ok(_))) => {
-            (free.0.and_then(Result::ok), free.1.and_then(Result::ok))
-        }
-        _ => {
+    let permits = match free_permits(global.as_ref(), host.as_ref()) {
+        Some(permits) => permits,
+        None => {
             let wait = async {
-                let g = match global {
-                    Some(s) => Some(s.acquire_owned().await.expect("semaphore never closed")),
+                let g = match &global {
+                    Some(s) => Some(
+                        s.clone()
+                            .acquire_owned()
+                            .await
+                            .expect("semaphore never closed"),
+                    ),
                     None => None,
                 };
                 let h = match &host {
@@ -552,25 +650,14 @@ async fn attempt(
         // Purely async: run in place (no task to spawn); dropping the future
         // at the deadline cancels it.
         let _permits = permits;
-        return match (Bounded {
-            run: CatchUnwind(check.run(cx)),
-            deadline,
-            timer: None,
-        })
-        .await
-        {
-            Some(Ok(outcome)) => (outcome, None, false),
-            Some(Err(panic)) => (panicked(&*panic), None, false),
-            None => {
-                token.cancel();
-                (timed_out(), None, true)
-            }
-        };
+        let (outcome, timed_out) =
+            finish_async(CatchUnwind(check.run(cx)), deadline, &token, timed_out).await;
+        return (outcome, None, timed_out);
     }
     // May block: a thread of the blocking pool drives it.
     let cancel = token.clone();
     let body = async move {
-        let _permits: (Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>) = permits;
+        let _permits: Permits = permits;
         tokio::select! {
             outcome = check.run(cx) => Some(outcome),
             _ = cancel.cancelled() => None,
@@ -592,6 +679,33 @@ async fn attempt(
         }
     };
     (outcome, None, false)
+}
+
+/// Drives an async run to its end or its deadline: the outcome (a panic as
+/// a `fail`), and whether it timed out (its token then cancelled).
+async fn finish_async<F>(
+    run: F,
+    deadline: Instant,
+    token: &CancelToken,
+    timed_out: impl FnOnce() -> Outcome,
+) -> (Outcome, bool)
+where
+    F: Future<Output = Result<Outcome, Box<dyn Any + Send>>> + Unpin,
+{
+    match (Bounded {
+        run,
+        deadline,
+        timer: None,
+    })
+    .await
+    {
+        Some(Ok(outcome)) => (outcome, false),
+        Some(Err(panic)) => (panicked(&*panic), false),
+        None => {
+            token.cancel();
+            (timed_out(), true)
+        }
+    }
 }
 
 /// The result of a run that did not finish within its timeout.
@@ -686,6 +800,63 @@ mod tests {
         assert_eq!(humanize(Duration::from_secs(2)), "2s");
         assert_eq!(humanize(Duration::from_millis(250)), "250ms");
         assert_eq!(humanize(Duration::from_millis(1500)), "1.5s");
+    }
+
+    #[test]
+    fn timeline_yields_buckets_in_due_order_near_and_far() {
+        let base = Instant::now();
+        let mut t = Timeline::new(base);
+        let ms = |n: u64| base + Duration::from_millis(n);
+        // Near (in the ring), far (past its 10.24 s horizon), and rounding
+        // up to the 10 ms grid.
+        assert_eq!(t.push(ms(25), 1), ms(30));
+        assert_eq!(t.push(ms(30), 2), ms(30));
+        assert_eq!(t.push(ms(60_000), 3), ms(60_000));
+        assert_eq!(t.push(ms(10_000), 4), ms(10_000));
+        assert_eq!(t.push(ms(20_005), 5), ms(20_010));
+        assert_eq!(t.next(), Some(ms(30)));
+        assert_eq!(t.pop_due(ms(29)), None);
+        let mut seen = Vec::new();
+        for now in (0..=70_000).step_by(1000).map(ms) {
+            while let Some((at, keys)) = t.pop_due(now) {
+                assert!(at <= now);
+                seen.extend(keys.iter().map(|k| (at, *k)));
+                t.recycle(keys);
+            }
+        }
+        assert_eq!(
+            seen,
+            vec![
+                (ms(30), 1),
+                (ms(30), 2),
+                (ms(10_000), 4),
+                (ms(20_010), 5),
+                (ms(60_000), 3)
+            ]
+        );
+        assert_eq!(t.next(), None);
+        // A due time already passed goes to the first tick not taken yet
+        // (after the last bucket taken): due at once.
+        let at = t.push(ms(5), 6);
+        assert!(at > ms(60_000) && at <= ms(70_000), "{at:?}");
+        assert_eq!(t.pop_due(ms(70_000)).map(|(_, k)| k), Some(vec![6]));
+    }
+
+    #[test]
+    fn timeline_reuses_bucket_buffers() {
+        let base = Instant::now();
+        let mut t = Timeline::new(base);
+        for round in 1..=3u64 {
+            for k in 0..100 {
+                t.push(base + Duration::from_millis(round * 100), k);
+            }
+            let (_, keys) = t.pop_due(base + Duration::from_secs(1)).unwrap();
+            assert_eq!(keys.len(), 100);
+            t.recycle(keys);
+        }
+        // Three rounds through one bucket each, one spare buffer in turn.
+        assert_eq!(t.spare.len(), 1);
+        assert!(t.spare[0].capacity() >= 100);
     }
 
     #[test]

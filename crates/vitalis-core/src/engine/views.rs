@@ -1,9 +1,9 @@
 //! The per-check states readers see, published at a cost proportional to
 //! what changed, not to the number of checks.
 //!
-//! A snapshot holds an array of `Arc<CheckState>`. Copying that array at
-//! every publication would touch every check's state (a reference count
-//! each, on a cold cache line) 20 times a second. Instead two arrays take
+//! A snapshot holds an array of `CheckState`s, by value (a result costs no
+//! allocation of its own state). Copying that array at every publication
+//! would touch every check's state 20 times a second. Instead two arrays take
 //! turns: the one published last (`front`) and the one before (`back`). Once
 //! no reader holds the snapshot that showed `back`, it is brought up to date
 //! in place with the changes it missed and published as the next array; only
@@ -16,20 +16,20 @@ use crate::snapshot::CheckState;
 /// Double-buffered check states.
 pub(crate) struct CheckViews {
     /// The array of the last published snapshot.
-    front: Arc<[Arc<CheckState>]>,
+    front: Arc<[CheckState]>,
     /// The array published before `front`, to be reused.
-    back: Option<Arc<[Arc<CheckState>]>>,
+    back: Option<Arc<[CheckState]>>,
     /// Changes in `front` that `back` lacks.
-    behind: Vec<(usize, Arc<CheckState>)>,
+    behind: Vec<(usize, CheckState)>,
     /// Changes since the last publication, in order.
-    changed: Vec<(usize, Arc<CheckState>)>,
+    changed: Vec<(usize, CheckState)>,
     /// Per check: whether the latest state shows a run in flight.
     in_flight: Vec<bool>,
 }
 
 impl CheckViews {
     /// States of a new registry (every check's state given).
-    pub(crate) fn new(states: Vec<Arc<CheckState>>) -> Self {
+    pub(crate) fn new(states: Vec<CheckState>) -> Self {
         CheckViews {
             in_flight: states.iter().map(|s| s.in_flight).collect(),
             front: states.into(),
@@ -40,7 +40,7 @@ impl CheckViews {
     }
 
     /// Sets check `k`'s state for the next publication.
-    pub(crate) fn set(&mut self, k: usize, state: Arc<CheckState>) {
+    pub(crate) fn set(&mut self, k: usize, state: CheckState) {
         self.in_flight[k] = state.in_flight;
         self.changed.push((k, state));
     }
@@ -51,7 +51,7 @@ impl CheckViews {
     }
 
     /// The array for the next snapshot: every check's latest state.
-    pub(crate) fn publish(&mut self) -> Arc<[Arc<CheckState>]> {
+    pub(crate) fn publish(&mut self) -> Arc<[CheckState]> {
         if self.changed.is_empty() {
             return self.front.clone();
         }
@@ -90,8 +90,8 @@ mod tests {
     use crate::breaker::Circuit;
     use crate::model::Status;
 
-    fn state(runs: u64) -> Arc<CheckState> {
-        Arc::new(CheckState {
+    fn state(runs: u64) -> CheckState {
+        CheckState {
             status: Status::Pass,
             active: true,
             past_grace: false,
@@ -108,10 +108,10 @@ mod tests {
             timeout: Duration::from_secs(1),
             cache_ttl: Duration::from_secs(1),
             on_demand: false,
-        })
+        }
     }
 
-    fn runs(states: &[Arc<CheckState>]) -> Vec<u64> {
+    fn runs(states: &[CheckState]) -> Vec<u64> {
         states.iter().map(|s| s.runs).collect()
     }
 

@@ -245,6 +245,9 @@ impl World {
                 slot.stop();
             }
         }
+        for (k, slot) in self.slots.iter().enumerate() {
+            slot.index.store(k, Ordering::Relaxed);
+        }
         self.by_key = self
             .slots
             .iter()
@@ -538,13 +541,13 @@ impl World {
         self.moved = moved;
     }
 
-    fn check_view(&self, k: usize, now: Instant, wall: Timestamp) -> Arc<CheckState> {
+    fn check_view(&self, k: usize, now: Instant, wall: Timestamp) -> CheckState {
         let rec = &self.recs[k];
         let to_wall = |t: Instant| {
             let ahead = t.saturating_duration_since(now).as_nanos() as i128;
             Timestamp::from_nanosecond(wall.as_nanosecond() + ahead).unwrap_or(wall)
         };
-        Arc::new(CheckState {
+        CheckState {
             status: rec.shown,
             active: rec.active,
             past_grace: rec.past_grace,
@@ -565,7 +568,7 @@ impl World {
             timeout: rec.resolved.timeout,
             cache_ttl: rec.resolved.cache_ttl,
             on_demand: rec.resolved.on_demand,
-        })
+        }
     }
 
     fn record_result(
@@ -604,9 +607,15 @@ impl World {
         self.dirty = true;
     }
 
-    fn on_finished(&mut self, f: Finished, shared: &Shared, now: Instant, wall: Timestamp) {
-        let Some(&k) = self.by_key.get(&f.key) else {
-            return; // a check that was removed or replaced meanwhile
+    fn on_finished(&mut self, f: Finished, now: Instant, wall: Timestamp) {
+        // The index the shard read from the slot is right unless the
+        // registry changed since; the map settles it then.
+        let k = match self.slots.get(f.index) {
+            Some(slot) if slot.key == f.key => f.index,
+            _ => match self.by_key.get(&f.key) {
+                Some(&k) => k,
+                None => return, // a check that was removed or replaced meanwhile
+            },
         };
         let rec = &mut self.recs[k];
         rec.circuit = f.circuit;
@@ -614,10 +623,6 @@ impl World {
         rec.consecutive_failures = f.consecutive_failures;
         rec.next_run = f.next_run;
         rec.blocked_reported = None;
-        shared
-            .stats
-            .max_lag_us
-            .fetch_max(f.lag.as_micros() as u64, Ordering::AcqRel);
         self.urgent |= f.urgent;
         self.record_result(k, f.result, f.lag, now, wall);
     }
@@ -844,8 +849,15 @@ impl World {
     ) {
         match msg {
             Msg::Finished(batch) => {
+                // One atomic update per batch, not per result.
+                if let Some(lag) = batch.iter().map(|f| f.lag).max() {
+                    shared
+                        .stats
+                        .max_lag_us
+                        .fetch_max(lag.as_micros() as u64, Ordering::AcqRel);
+                }
                 for f in batch {
-                    self.on_finished(f, shared, now, wall);
+                    self.on_finished(f, now, wall);
                 }
             }
             Msg::Apply(changes, reply) => {
