@@ -169,6 +169,20 @@ struct RunDone {
     lag: Duration,
 }
 
+impl RunDone {
+    /// A run that returned (no timeout, nothing abandoned).
+    fn ended(key: u64, outcome: Outcome, started: Instant, lag: Duration) -> Self {
+        RunDone {
+            key,
+            timed_out: false,
+            outcome,
+            abandoned: None,
+            started,
+            lag,
+        }
+    }
+}
+
 /// One shard's task.
 pub(crate) struct Shard {
     inbox: Arc<Inbox>,
@@ -299,14 +313,7 @@ impl Shard {
                 humanize(e.settings.timeout)
             ));
             // `abandoned` stays set (with its original start) for the next report.
-            self.finish(RunDone {
-                key,
-                timed_out: false,
-                outcome,
-                abandoned: None,
-                started: now,
-                lag,
-            });
+            self.finish(RunDone::ended(key, outcome, now, lag));
             return;
         }
         e.running = true;
@@ -327,14 +334,7 @@ impl Shard {
             if let Some(ended) = futures_util::FutureExt::now_or_never(run.as_mut()) {
                 drop(permits);
                 let outcome = ended.unwrap_or_else(|panic| panicked(&*panic));
-                self.finish(RunDone {
-                    key,
-                    timed_out: false,
-                    outcome,
-                    abandoned: None,
-                    started: now,
-                    lag,
-                });
+                self.finish(RunDone::ended(key, outcome, now, lag));
                 return;
             }
             // Still going: readers and the watchdog see it in flight.
