@@ -4,7 +4,7 @@
 //!
 //! Two kinds of no-op check: an async one (`may_block = false`, how every
 //! built-in probe runs: on the shared worker pool) and a closure (the default
-//! `may_block = true`: each run on a thread of the blocking pool).
+//! `may_block = true`: each run on a lane, a thread of the blocking pool).
 //!
 //! Run with `cargo bench -p vitalis-core --bench scheduler_overhead`.
 //! Prints the share of one core each used, and the difference.
@@ -136,7 +136,7 @@ fn main() {
         baseline * 100.0
     );
     println!(
-        "10 000 closure checks (each run on the blocking pool) at 1 s: {:.2}% of one core",
+        "10 000 closure checks (each run on a lane of the blocking pool) at 1 s: {:.2}% of one core",
         (closures - baseline) * 100.0
     );
 }

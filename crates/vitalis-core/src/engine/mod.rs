@@ -8,6 +8,7 @@
 //! log, and publishes an immutable [`Snapshot`] (coalesced to at most one
 //! swap per `publish_interval`). Readers only load the snapshot.
 
+mod lanes;
 mod runner;
 mod tally;
 mod views;
@@ -463,10 +464,16 @@ impl EngineBuilder {
         let shards: Vec<Arc<runner::Inbox>> = (0..shard_count)
             .map(|_| Arc::new(runner::Inbox::default()))
             .collect();
+        let lanes = lanes::Lanes::new(checks_on.clone());
         for inbox in &shards {
-            checks_on.spawn(
-                runner::Shard::new(inbox.clone(), tx.clone(), limits.global.clone(), base).run(),
+            let shard = runner::Shard::new(
+                inbox.clone(),
+                tx.clone(),
+                limits.global.clone(),
+                lanes.clone(),
+                base,
             );
+            checks_on.spawn(shard.run());
         }
         let mut world = world::World::new(world::Setup {
             epoch,

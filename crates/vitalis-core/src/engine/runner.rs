@@ -23,11 +23,10 @@ use crate::cancel::CancelToken;
 use atomic_waker::AtomicWaker;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use jiff::Timestamp;
-use tokio::runtime::Handle;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
-use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::{Instant, sleep_until};
 
+use super::lanes::{Lanes, Returned};
 use super::{IDLE, KeyHasher, Limits, Msg, RUNNING, Resolved, Slot};
 use crate::breaker::{Breaker, Circuit};
 use crate::check::{BoxFuture, Check, CheckCx};
@@ -129,7 +128,7 @@ pub(crate) struct Entry {
     breaker: Breaker,
     /// A run abandoned at its timeout that has not returned yet (it blocks
     /// its thread): no new run starts until it does.
-    abandoned: Option<(AbortHandle, Instant)>,
+    abandoned: Option<(Returned, Instant)>,
     /// Shared by runs until one is cancelled (at a timeout).
     token: CancelToken,
     due: Instant,
@@ -164,7 +163,7 @@ struct RunDone {
     key: u64,
     timed_out: bool,
     outcome: Outcome,
-    abandoned: Option<AbortHandle>,
+    abandoned: Option<Returned>,
     started: Instant,
     lag: Duration,
 }
@@ -192,6 +191,7 @@ pub(crate) struct Shard {
     batch: Vec<Finished>,
     tx: mpsc::UnboundedSender<Msg>,
     global: Option<Arc<Semaphore>>,
+    lanes: Arc<Lanes>,
     clock: Clock,
 }
 
@@ -200,6 +200,7 @@ impl Shard {
         inbox: Arc<Inbox>,
         tx: mpsc::UnboundedSender<Msg>,
         global: Option<Arc<Semaphore>>,
+        lanes: Arc<Lanes>,
         base: Instant,
     ) -> Self {
         Shard {
@@ -210,6 +211,7 @@ impl Shard {
             batch: Vec::new(),
             tx,
             global,
+            lanes,
             clock: Clock::now(),
         }
     }
@@ -288,7 +290,7 @@ impl Shard {
         // claim the cache line readers share.
         let forced =
             slot.forced.load(Ordering::Acquire) && slot.forced.swap(false, Ordering::AcqRel);
-        if e.abandoned.as_ref().is_some_and(|(h, _)| h.is_finished()) {
+        if e.abandoned.as_ref().is_some_and(|(h, _)| h.get()) {
             e.abandoned = None;
         }
         let runnable = e.abandoned.is_none() && slot.active.load(Ordering::Acquire);
@@ -365,6 +367,7 @@ impl Shard {
                 timeout,
                 self.global.clone(),
                 e.host.clone(),
+                self.lanes.clone(),
             );
             Box::pin(async move {
                 let (outcome, abandoned, timed_out) = run.await;
@@ -598,12 +601,13 @@ fn free_permits(
     Some((global, host))
 }
 
-/// One attempt: concurrency permits, then the check in a task of its own,
-/// bounded by `timeout` overall. A check whose code may block its thread
-/// ([`Check::may_block`]) runs on a thread of tokio's blocking pool, so it
+/// One attempt: concurrency permits, then the check, bounded by `timeout`
+/// overall. A check whose code may block its thread ([`Check::may_block`])
+/// runs on a lane (a thread of tokio's blocking pool, see [`Lanes`]), so it
 /// cannot stall the workers (and their timers) that other checks share. A
 /// panic becomes a `fail` with its message. A run still going at the timeout
-/// is abandoned: the caller gets its handle to tell when it finally ends.
+/// is abandoned: the caller gets a handle telling when it finally returns.
+#[allow(clippy::too_many_arguments)]
 async fn attempt(
     check: Arc<dyn Check>,
     token: CancelToken,
@@ -611,7 +615,8 @@ async fn attempt(
     timeout: Duration,
     global: Option<Arc<Semaphore>>,
     host: Option<(String, Arc<Semaphore>)>,
-) -> (Outcome, Option<AbortHandle>, bool) {
+    lanes: Arc<Lanes>,
+) -> (Outcome, Option<Returned>, bool) {
     let timed_out = || timed_out(host.as_ref().map(|(h, _)| h.as_str()), timeout);
     // Permits: taken at once when free (the common case), else awaited
     // within the run's budget.
@@ -654,7 +659,7 @@ async fn attempt(
             finish_async(CatchUnwind(check.run(cx)), deadline, &token, timed_out).await;
         return (outcome, None, timed_out);
     }
-    // May block: a thread of the blocking pool drives it.
+    // May block: a lane drives it.
     let cancel = token.clone();
     let body = async move {
         let _permits: Permits = permits;
@@ -663,19 +668,16 @@ async fn attempt(
             _ = cancel.cancelled() => None,
         }
     };
-    let handle = Handle::current();
-    let mut run: JoinHandle<Option<Outcome>> =
-        tokio::task::spawn_blocking(move || handle.block_on(body));
-    let outcome = match tokio::time::timeout_at(deadline, &mut run).await {
-        Ok(Ok(Some(outcome))) => outcome,
-        Ok(Err(e)) if e.is_panic() => panicked(&*e.into_panic()),
-        Ok(_) => {
+    let (ended, returned) = lanes.spawn(body);
+    let outcome = match tokio::time::timeout_at(deadline, ended).await {
+        Ok(Ok(Ok(Some(outcome)))) => outcome,
+        Ok(Ok(Err(panic))) => panicked(&*panic),
+        Ok(Ok(Ok(None)) | Err(_)) => {
             Outcome::fail("the run was cancelled before it finished (the engine is shutting down?)")
         }
         Err(_) => {
             token.cancel();
-            run.abort();
-            return (timed_out(), Some(run.abort_handle()), true);
+            return (timed_out(), Some(returned), true);
         }
     };
     (outcome, None, false)

@@ -627,12 +627,15 @@ async fn root_causes_flow_through_the_engine() {
 }
 
 /// Real time, a dedicated check runtime: a check that blocks its thread
-/// (a closure: `may_block` by default, so it runs on the blocking pool) is
-/// reported on time, other checks keep running, and no second run piles up
+/// (a closure: `may_block` by default, so it runs on a lane of the blocking
+/// pool) is reported on time, other checks keep running — async ones and
+/// closures that share the lanes with it — and no second run piles up
 /// behind the blocked one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn a_check_blocking_its_thread_is_reported_on_time() {
     let fast_runs = Arc::new(AtomicUsize::new(0));
+    let closure_runs = Arc::new(AtomicUsize::new(0));
+    let c2 = closure_runs.clone();
     let blocked_runs = Arc::new(AtomicUsize::new(0));
     let b2 = blocked_runs.clone();
     let engine = Engine::builder()
@@ -660,6 +663,18 @@ async fn a_check_blocking_its_thread_is_reported_on_time() {
                     .interval(Duration::from_millis(100)),
             ),
         )
+        .component(
+            Component::new("fast-closure").check(
+                CheckSpec::live(
+                    "up",
+                    crate::check_fn(move |_| {
+                        c2.fetch_add(1, Ordering::SeqCst);
+                        async { Outcome::pass("quick") }
+                    }),
+                )
+                .interval(Duration::from_millis(100)),
+            ),
+        )
         .start()
         .unwrap();
     let started = std::time::Instant::now();
@@ -682,10 +697,19 @@ async fn a_check_blocking_its_thread_is_reported_on_time() {
         .unwrap();
     assert!(err.starts_with("timed out after 200ms"), "{err}");
     let before = fast_runs.load(Ordering::SeqCst);
+    let closures_before = closure_runs.load(Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         fast_runs.load(Ordering::SeqCst) > before + 2,
         "other checks keep running"
+    );
+    assert!(
+        closure_runs.load(Ordering::SeqCst) > closures_before + 2,
+        "closures on the other lanes keep running"
+    );
+    assert_eq!(
+        check(&engine.snapshot(), "fast-closure", "up").status,
+        Status::Pass
     );
     // The next due time finds the blocked run still going: reported, not piled up.
     let snap = until(&engine, Duration::from_secs(2), |s| {
