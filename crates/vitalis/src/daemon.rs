@@ -181,6 +181,18 @@ impl Control for Daemon {
             let (status, output) = vitalis_probes::heartbeat::parse_body(&body)
                 .map_err(|e| ApiError::bad_request("invalid heartbeat", e))?;
             heartbeats.record(&id, status, output);
+            // Judge the beat now, not at the check's next run: a pushed
+            // failure shows (and alerts) at once. Runs in the background.
+            let snap = self.engine.snapshot();
+            if let Some(ci) = snap.topology.component(&id) {
+                let topo = &snap.topology;
+                self.engine
+                    .rerun(
+                        |k| topo.checks[k].component == ci && &*topo.checks[k].kind == "heartbeat",
+                        Duration::ZERO,
+                    )
+                    .await;
+            }
             Ok(())
         })
     }

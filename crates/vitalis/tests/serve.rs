@@ -596,3 +596,54 @@ async fn heartbeats_are_pushed_and_expire() {
     .await;
     assert!(err.contains("ttl") || err.contains("no heartbeat"), "{err}");
 }
+
+/// A pushed heartbeat is judged when it arrives, not at the check's next
+/// run: with a one-hour interval, a beat and then a reported failure show
+/// within seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pushed_heartbeat_is_judged_at_once() {
+    let dir = TestDir::new();
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tcp_addr = tcp.local_addr().unwrap().to_string();
+    let http = HttpTarget::start().await;
+    let extra = "\n[[component]]\nid = \"nightly-export\"\n  [[component.check]]\n  name = \"beat\"\n  type = \"heartbeat\"\n  ttl = \"1h\"\n  interval = \"1h\"\n";
+    dir.write("vitalis.toml", &platform(&tcp_addr, &http.addr, extra));
+    let d = Daemon::start(&dir, "vitalis.toml");
+    let url = format!("{}/v1/components/nightly-export/heartbeat", d.base);
+    let beat = async || {
+        let (_, c) = status_of(&d, "/health/components/nightly-export").await;
+        (
+            c["checks"][0]["status"].as_str().unwrap_or("").to_string(),
+            c["checks"][0]["output"].as_str().unwrap_or("").to_string(),
+            c["checks"][0]["error"].as_str().unwrap_or("").to_string(),
+        )
+    };
+    // The start-up run finds no beat yet (within its ttl: unknown).
+    eventually(Duration::from_secs(5), "the start-up run", async || {
+        let b = beat().await;
+        (b.0 == "unknown" && b.1.contains("waiting for the first heartbeat")).then_some(())
+    })
+    .await;
+    let post = async |body: Option<serde_json::Value>| {
+        let mut req = client().post(&url).bearer_auth("beat-token");
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        assert_eq!(req.send().await.unwrap().status().as_u16(), 200);
+    };
+    post(None).await;
+    eventually(Duration::from_secs(5), "the beat judged", async || {
+        (beat().await.0 == "pass").then_some(())
+    })
+    .await;
+    post(Some(
+        json!({"status": "fail", "output": "export aborted: disk full"}),
+    ))
+    .await;
+    let (_, _, err) = eventually(Duration::from_secs(5), "the failure judged", async || {
+        let b = beat().await;
+        (b.0 == "fail").then_some(b)
+    })
+    .await;
+    assert!(err.contains("export aborted: disk full"), "{err}");
+}
