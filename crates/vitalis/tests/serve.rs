@@ -492,30 +492,60 @@ async fn sigterm_drains_then_exits() {
     assert!(d.log().contains("stopped"));
 }
 
+/// The platform plus `nightly-export`, read by one heartbeat check.
+struct HeartbeatDaemon {
+    d: Daemon,
+    /// Where the job posts its beats.
+    url: String,
+    _tcp: tokio::net::TcpListener,
+    _http: HttpTarget,
+    _dir: TestDir,
+}
+
+impl HeartbeatDaemon {
+    async fn start(ttl: &str, interval: &str) -> Self {
+        let dir = TestDir::new();
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let tcp_addr = tcp.local_addr().unwrap().to_string();
+        let http = HttpTarget::start().await;
+        let extra = format!(
+            "\n[[component]]\nid = \"nightly-export\"\n  [[component.check]]\n  name = \"beat\"\n  type = \"heartbeat\"\n  ttl = \"{ttl}\"\n  interval = \"{interval}\"\n"
+        );
+        dir.write("vitalis.toml", &platform(&tcp_addr, &http.addr, &extra));
+        let d = Daemon::start(&dir, "vitalis.toml");
+        let url = format!("{}/v1/components/nightly-export/heartbeat", d.base);
+        HeartbeatDaemon {
+            d,
+            url,
+            _tcp: tcp,
+            _http: http,
+            _dir: dir,
+        }
+    }
+
+    /// The heartbeat check's status, output and error.
+    async fn beat(&self) -> (String, String, String) {
+        let (_, c) = status_of(&self.d, "/health/components/nightly-export").await;
+        let field = |f: &str| c["checks"][0][f].as_str().unwrap_or("").to_string();
+        (field("status"), field("output"), field("error"))
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeats_are_pushed_and_expire() {
-    let dir = TestDir::new();
-    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let tcp_addr = tcp.local_addr().unwrap().to_string();
-    let http = HttpTarget::start().await;
-    let extra = "\n[[component]]\nid = \"nightly-export\"\n  [[component.check]]\n  name = \"beat\"\n  type = \"heartbeat\"\n  ttl = \"1s\"\n  interval = \"100ms\"\n";
-    dir.write("vitalis.toml", &platform(&tcp_addr, &http.addr, extra));
-    let d = Daemon::start(&dir, "vitalis.toml");
-    let url = format!("{}/v1/components/nightly-export/heartbeat", d.base);
+    let hb = HeartbeatDaemon::start("1s", "100ms").await;
+    let (d, url) = (&hb.d, hb.url.as_str());
     let beat_status = async || {
-        let (_, c) = status_of(&d, "/health/components/nightly-export").await;
-        (
-            c["checks"][0]["status"].as_str().unwrap_or("").to_string(),
-            c["checks"][0]["error"].as_str().unwrap_or("").to_string(),
-        )
+        let (status, _, error) = hb.beat().await;
+        (status, error)
     };
     assert_eq!(
-        client().post(&url).send().await.unwrap().status().as_u16(),
+        client().post(url).send().await.unwrap().status().as_u16(),
         401
     );
     assert_eq!(
         client()
-            .post(&url)
+            .post(url)
             .bearer_auth("read-only")
             .send()
             .await
@@ -542,7 +572,7 @@ async fn heartbeats_are_pushed_and_expire() {
     .await;
     assert_eq!(
         client()
-            .post(&url)
+            .post(url)
             .bearer_auth("beat-token")
             .send()
             .await
@@ -557,7 +587,7 @@ async fn heartbeats_are_pushed_and_expire() {
     .await;
     // A reported failure fails the check with the job's words.
     let resp = client()
-        .post(&url)
+        .post(url)
         .bearer_auth("beat-token")
         .json(&json!({"status": "fail", "output": "export aborted: disk full"}))
         .send()
@@ -571,7 +601,7 @@ async fn heartbeats_are_pushed_and_expire() {
     .await;
     assert!(err.contains("export aborted: disk full"), "{err}");
     let resp = client()
-        .post(&url)
+        .post(url)
         .bearer_auth("beat-token")
         .body("{broken")
         .send()
@@ -580,7 +610,7 @@ async fn heartbeats_are_pushed_and_expire() {
     assert_eq!(resp.status().as_u16(), 400);
     // A good beat, then silence past the ttl.
     client()
-        .post(&url)
+        .post(url)
         .bearer_auth("beat-token")
         .send()
         .await
@@ -602,22 +632,9 @@ async fn heartbeats_are_pushed_and_expire() {
 /// within seconds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pushed_heartbeat_is_judged_at_once() {
-    let dir = TestDir::new();
-    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let tcp_addr = tcp.local_addr().unwrap().to_string();
-    let http = HttpTarget::start().await;
-    let extra = "\n[[component]]\nid = \"nightly-export\"\n  [[component.check]]\n  name = \"beat\"\n  type = \"heartbeat\"\n  ttl = \"1h\"\n  interval = \"1h\"\n";
-    dir.write("vitalis.toml", &platform(&tcp_addr, &http.addr, extra));
-    let d = Daemon::start(&dir, "vitalis.toml");
-    let url = format!("{}/v1/components/nightly-export/heartbeat", d.base);
-    let beat = async || {
-        let (_, c) = status_of(&d, "/health/components/nightly-export").await;
-        (
-            c["checks"][0]["status"].as_str().unwrap_or("").to_string(),
-            c["checks"][0]["output"].as_str().unwrap_or("").to_string(),
-            c["checks"][0]["error"].as_str().unwrap_or("").to_string(),
-        )
-    };
+    let hb = HeartbeatDaemon::start("1h", "1h").await;
+    let url = hb.url.as_str();
+    let beat = async || hb.beat().await;
     // The start-up run finds no beat yet (within its ttl: unknown).
     eventually(Duration::from_secs(5), "the start-up run", async || {
         let b = beat().await;
@@ -625,7 +642,7 @@ async fn a_pushed_heartbeat_is_judged_at_once() {
     })
     .await;
     let post = async |body: Option<serde_json::Value>| {
-        let mut req = client().post(&url).bearer_auth("beat-token");
+        let mut req = client().post(url).bearer_auth("beat-token");
         if let Some(b) = body {
             req = req.json(&b);
         }
