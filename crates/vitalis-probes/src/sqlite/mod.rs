@@ -68,6 +68,12 @@ impl ProbeConfig for SqliteConfig {
     const NAME: &'static str = "sqlite";
 
     fn build(self, cx: &BuildCx) -> Result<Arc<dyn Check>, BuildError> {
+        Ok(Arc::new(self.compile(cx)?))
+    }
+}
+
+impl SqliteConfig {
+    fn compile(self, cx: &BuildCx) -> Result<SqliteCheck, BuildError> {
         if self.path.as_os_str().is_empty() {
             return Err(BuildError::key(
                 "path",
@@ -86,7 +92,7 @@ impl ProbeConfig for SqliteConfig {
             .create_if_missing(false)
             .busy_timeout(cx.timeout)
             .disable_statement_logging();
-        Ok(Arc::new(SqliteCheck {
+        Ok(SqliteCheck {
             what: format!("sqlite {}", self.path.display()),
             path: self.path,
             options,
@@ -96,7 +102,7 @@ impl ProbeConfig for SqliteConfig {
                 max_latency: self.max_latency,
                 unit: self.unit,
             },
-        }))
+        })
     }
 }
 
@@ -120,17 +126,7 @@ impl SqliteCheck {
     async fn attempt(&self, cx: CheckCx) -> Outcome {
         let timeout = vitalis_core::duration::format(cx.timeout());
         if let Err(e) = tokio::fs::metadata(&self.path).await {
-            return Outcome::fail(match e.kind() {
-                std::io::ErrorKind::NotFound => format!(
-                    "{}: the file does not exist; is the path right, and has the application created it (or was it moved or deleted)?",
-                    self.what
-                ),
-                std::io::ErrorKind::PermissionDenied => format!(
-                    "{}: permission denied; Vitalis' user needs read access to the file and its directories",
-                    self.what
-                ),
-                _ => format!("{}: cannot read the file: {e}", self.what),
-            });
+            return self.unreadable(&e);
         }
         let deadline = cx.deadline();
         let start = Instant::now();
@@ -146,7 +142,7 @@ impl SqliteCheck {
                     self.what
                 ));
             }
-            Ok(Err(e)) => return Outcome::fail(self.failure("cannot open it", &e)),
+            Ok(Err(e)) => return self.open_failed(&e).await,
             Ok(Ok(c)) => c,
         };
         let opened = start.elapsed();
@@ -157,7 +153,7 @@ impl SqliteCheck {
             Ok(mut handle) => {
                 handle.set_progress_handler(1000, move || std::time::Instant::now() < stop_at);
             }
-            Err(e) => return Outcome::fail(self.failure("cannot open it", &e)),
+            Err(e) => return self.open_failed(&e).await,
         }
         let query = sqlx::raw_sql(sqlx::AssertSqlSafe(self.query.clone()));
         let result = tokio::time::timeout_at(deadline, query.fetch_optional(&mut conn)).await;
@@ -184,6 +180,31 @@ impl SqliteCheck {
                 perfdata: Vec::new(),
             },
         )
+    }
+
+    /// The file cannot even be looked at.
+    fn unreadable(&self, e: &std::io::Error) -> Outcome {
+        Outcome::fail(match e.kind() {
+            std::io::ErrorKind::NotFound => format!(
+                "{}: the file does not exist; is the path right, and has the application created it (or was it moved or deleted)?",
+                self.what
+            ),
+            std::io::ErrorKind::PermissionDenied => format!(
+                "{}: permission denied; Vitalis' user needs read access to the file and its directories",
+                self.what
+            ),
+            _ => format!("{}: cannot read the file: {e}", self.what),
+        })
+    }
+
+    /// Opening failed. The file may have vanished since it was looked at
+    /// (moved or deleted meanwhile): that is then the diagnosis, not
+    /// SQLite's "unable to open".
+    async fn open_failed(&self, e: &sqlx::Error) -> Outcome {
+        match tokio::fs::metadata(&self.path).await {
+            Err(gone) => self.unreadable(&gone),
+            Ok(_) => Outcome::fail(self.failure("cannot open it", e)),
+        }
     }
 
     fn too_slow(&self, timeout: &str) -> Outcome {

@@ -240,3 +240,27 @@ fn config_errors_name_the_key() {
     let schema = serde_json::to_string(&schemars::schema_for!(SqliteConfig)).unwrap();
     assert!(schema.contains("path"));
 }
+
+/// A file that vanishes between the look and the open (the application
+/// moved or deleted it meanwhile) is reported as missing, not as SQLite's
+/// "unable to open"; one that is still there keeps SQLite's diagnosis.
+#[tokio::test]
+async fn a_file_vanishing_while_opened_reads_as_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = database(&dir).await;
+    let config: SqliteConfig =
+        toml::from_str(&format!("path = {:?}", path.to_str().unwrap())).unwrap();
+    let check = config.compile(&BuildCx::default()).unwrap();
+    // SQLite's own answer for a file it cannot open.
+    let cant_open = SqliteConnectOptions::new()
+        .filename(dir.path().join("no/such/dir.db"))
+        .read_only(true)
+        .connect()
+        .await
+        .expect_err("nothing to open there");
+    let err = check.open_failed(&cant_open).await.error.unwrap();
+    assert!(err.contains("cannot read it: unable to open"), "{err}");
+    std::fs::remove_file(&path).unwrap();
+    let err = check.open_failed(&cant_open).await.error.unwrap();
+    assert!(err.contains("the file does not exist"), "{err}");
+}
