@@ -397,6 +397,8 @@ impl Evaluator {
         let mut settled = Vec::new();
         let live: HashSet<&Subject> = subjects.iter().map(|(s, _, _)| s).collect();
         self.flaps.retain(|s, _| live.contains(s));
+        // Components registered and removed at run time must not pile up.
+        self.last_start.retain(|s, _| live.contains(s));
         let (high, low) = (self.settings.flap_high, self.settings.flap_low);
         for (subject, index, runs) in &subjects {
             let now_degraded = current.contains_key(subject);
@@ -528,6 +530,9 @@ impl Evaluator {
             }
             return false;
         }
+        // Seen as a symptom while waiting out `for`: it must confirm with
+        // fresh results of its own if its root cause recovers first.
+        track.impacted |= cond.impacted;
         let due = track.degraded_at + settings.for_duration;
         if now < due {
             out.wake(due);

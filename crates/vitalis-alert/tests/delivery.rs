@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde_json::Value;
 use vitalis_alert::{Alerting, DeliveryOptions, RetryPolicy};
 use vitalis_core::{
-    BreakerSettings, CheckRuntime, CheckSettings, CheckSpec, Component, Engine, Outcome,
+    BreakerSettings, CheckRuntime, CheckSettings, CheckSpec, Component, Engine, Outcome, Status,
 };
 
 /// One request: headers (lowercase names) and JSON body.
@@ -94,6 +94,16 @@ impl Receiver {
 }
 
 /// Polls `f` until it returns `Some`, or panics after `within`.
+/// Waits until component `id` passes (its first runs are in).
+async fn passing(engine: &Engine, id: &str) {
+    eventually(Duration::from_secs(10), &format!("{id} passing"), || {
+        let snap = engine.snapshot();
+        let ci = snap.topology.component(id)?;
+        (snap.components[ci].status == Some(Status::Pass)).then_some(())
+    })
+    .await
+}
+
 async fn eventually<T>(within: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let until = Instant::now() + within;
     loop {
@@ -126,6 +136,10 @@ fn switched(id: &str, critical: bool) -> (Component, Arc<AtomicU8>) {
     .settings(CheckSettings {
         interval: Some(Duration::from_millis(100)),
         timeout: Some(Duration::from_millis(100)),
+        // A loaded machine may stall a run for a moment: that must not
+        // read as a stale result (an alert of its own) in these tests.
+        stale_after: Some(Duration::from_secs(10)),
+        grace: Some(Duration::from_secs(10)),
         breaker: Some(BreakerSettings {
             enabled: false,
             ..BreakerSettings::default()
@@ -193,7 +207,7 @@ default_sinks = ["hook"]
         .config(&config)
         .delivery(fast_retries())
         .start();
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    passing(&engine, "db").await;
     db_state.store(2, Ordering::SeqCst);
     let fired = eventually(Duration::from_secs(5), "db firing delivered", || {
         rx.find("component/db", "firing")
@@ -259,14 +273,21 @@ default_sinks = ["hook"]
     for (key, n) in rx.accepted.lock().unwrap().iter() {
         assert_eq!(*n, 1, "{key} accepted {n} times");
     }
-    let counters = alerting.counters();
+    // A post is counted once its answer is read, which may follow the
+    // receiver accepting it.
     let count = |outcome: &str| -> u64 {
-        counters
+        alerting
+            .counters()
             .iter()
             .filter(|c| c.sink == "hook" && c.outcome.as_str() == outcome)
             .map(|c| c.count)
             .sum()
     };
+    eventually(Duration::from_secs(5), "4 deliveries counted", || {
+        (count("delivered") >= 4).then_some(())
+    })
+    .await;
+    let counters = alerting.counters();
     assert_eq!(count("delivered"), 4, "{counters:?}");
     assert!(count("retried") >= 2, "{counters:?}");
     assert_eq!(count("failed"), 0, "{counters:?}");
@@ -306,7 +327,7 @@ default_sinks = ["slow", "fast"]
         .config(&config)
         .delivery(fast_retries())
         .start();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    passing(&engine, "db").await;
     db_state.store(2, Ordering::SeqCst);
     let t0 = Instant::now();
     eventually(Duration::from_secs(2), "fast sink gets the firing", || {
@@ -349,7 +370,7 @@ async fn reload_swaps_sinks_and_routes_and_keeps_alert_state() {
         .config(&config(&first.url))
         .delivery(fast_retries())
         .start();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    passing(&engine, "db").await;
     db_state.store(2, Ordering::SeqCst);
     let fired = eventually(
         Duration::from_secs(5),
@@ -394,7 +415,7 @@ async fn slack_gets_a_readable_message_and_unrouted_alerts_are_counted() {
         .start();
     // No sinks at all: alerts are logged and counted, not lost silently.
     let bare = Alerting::builder(engine.clone()).start();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    passing(&engine, "db").await;
     db_state.store(2, Ordering::SeqCst);
     let text = eventually(Duration::from_secs(5), "slack message", || {
         rx.bodies()
@@ -492,8 +513,9 @@ async fn alertmanager_receives_alerts_the_watchdog_and_resolutions() {
         "http://127.0.0.1:8080/health/components/db"
     );
     assert!(named(&alerts(&am), "VitalisSystemDegraded").is_some());
-    // Re-sent periodically: still active well after a resend interval.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Re-sent periodically: still active past its first `endsAt` (4 ×
+    // the 1 s resend interval), which only a re-send moves on.
+    tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(named(&alerts(&am), "VitalisComponentDegraded").is_some());
     // Recovery: Alertmanager learns the end and drops it from active alerts.
     db_state.store(0, Ordering::SeqCst);

@@ -489,22 +489,28 @@ async fn root_cause_first_reruns_a_dependency_whose_result_predates_the_failure(
     assert!(sys.at >= first_db.at);
 }
 
-#[tokio::test(start_paused = true)]
-async fn an_impacted_component_alerts_after_its_root_cause_recovers_if_still_failing() {
-    let (db, api) = (Switch::default(), Switch::default());
-    let engine = start(
+/// db (critical, checked every second) ← api (non-critical), whose check
+/// fails while any of `api_fails_with` does.
+fn db_and_api(db: &Switch, api_fails_with: &[&Switch], api_interval: Duration) -> Engine {
+    start(
         Engine::builder()
             .component(
                 Component::new("db")
                     .critical(true)
-                    .check(check("port", &[&db], SEC)),
+                    .check(check("port", &[db], SEC)),
             )
             .component(Component::new("api").depends_on("db").check(check(
                 "orders",
-                &[&db, &api],
-                SEC,
+                api_fails_with,
+                api_interval,
             ))),
-    );
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_impacted_component_alerts_after_its_root_cause_recovers_if_still_failing() {
+    let (db, api) = (Switch::default(), Switch::default());
+    let engine = db_and_api(&db, &[&db, &api], SEC);
     let mut h = Harness::new(engine, no_flapping());
     h.run_for(Duration::from_secs(2)).await;
     db.set(Status::Fail);
@@ -533,6 +539,38 @@ async fn an_impacted_component_alerts_after_its_root_cause_recovers_if_still_fai
     h.run_for(Duration::from_secs(4)).await;
     assert_eq!(h.about("component/api").len(), before, "{:?}", h.brief());
     assert!(h.ev.firing().is_empty(), "{:?}", h.ev.firing());
+}
+
+/// api is seen failing as db's symptom while it waits out `for`, and db
+/// recovers before api's next run: at the end of `for` api's failure is
+/// still the symptom's old result, so api confirms with a fresh run of its
+/// own (which passes) instead of paging.
+#[tokio::test(start_paused = true)]
+async fn a_symptom_whose_cause_recovers_during_for_confirms_before_paging() {
+    let db = Switch::default();
+    let engine = db_and_api(&db, &[&db], Duration::from_secs(20));
+    let settings = Settings {
+        for_duration: Duration::from_secs(5),
+        ..no_flapping()
+    };
+    let mut h = Harness::new(engine.clone(), settings);
+    h.run_for(Duration::from_secs(2)).await;
+    let k = engine.snapshot().topology.check("api", "orders").unwrap();
+    let runs = engine.snapshot().checks[k].runs;
+    db.set(Status::Fail);
+    // api's next scheduled run sees db down: api fails, as db's symptom.
+    while engine.snapshot().checks[k].runs == runs {
+        h.step().await;
+    }
+    assert_eq!(engine.snapshot().checks[k].status, Status::Fail);
+    db.set(Status::Pass);
+    h.run_for(Duration::from_secs(10)).await;
+    assert!(
+        !h.states("component/api").contains(&State::Firing),
+        "api paged on its symptom's old result: {:?}",
+        h.brief()
+    );
+    assert_eq!(engine.snapshot().checks[k].status, Status::Pass);
 }
 
 #[tokio::test(start_paused = true)]

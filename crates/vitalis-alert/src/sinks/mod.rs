@@ -327,16 +327,21 @@ pub(crate) async fn post_json(
                     || code == reqwest::StatusCode::TOO_MANY_REQUESTS,
             })
         }
-        Err(e) => Err(AttemptError {
-            message: if e.is_timeout() {
-                "timed out".to_string()
-            } else if e.is_connect() {
-                format!("cannot connect: {}", error_chain(&e))
-            } else {
-                error_chain(&e)
-            },
-            retryable: true,
-        }),
+        Err(e) => {
+            // reqwest names the URL; a webhook's path or query may be its
+            // secret (a Slack hook is).
+            let e = e.without_url();
+            Err(AttemptError {
+                message: if e.is_timeout() {
+                    "timed out".to_string()
+                } else if e.is_connect() {
+                    format!("cannot connect: {}", error_chain(&e))
+                } else {
+                    error_chain(&e)
+                },
+                retryable: true,
+            })
+        }
     }
 }
 
@@ -420,5 +425,31 @@ async fn deliver_each(
     while let Some(n) = rx.recv().await {
         let body = body(&n, &opts);
         deliver_with_retry(&spec, &client, opts.retry, &counters, &n, &body).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failed_post_does_not_name_the_secret_url() {
+        // A port nothing listens on: the connection is refused.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://127.0.0.1:{port}/services/T0/B0/hooksecret?token=qsecret");
+        let e = post_json(&reqwest::Client::new(), &url, None, &serde_json::json!({}))
+            .await
+            .expect_err("nothing listens");
+        assert!(e.retryable);
+        assert!(e.message.starts_with("cannot connect"), "{}", e.message);
+        assert!(
+            !e.message.contains("hooksecret") && !e.message.contains("qsecret"),
+            "{}",
+            e.message
+        );
     }
 }

@@ -159,10 +159,20 @@ struct Settings {
 }
 
 /// Builds a [`History`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HistoryBuilder {
     url: String,
     settings: Settings,
+}
+
+impl std::fmt::Debug for HistoryBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry the database password.
+        f.debug_struct("HistoryBuilder")
+            .field("url", &redact_url(&self.url))
+            .field("settings", &self.settings)
+            .finish()
+    }
 }
 
 impl HistoryBuilder {
@@ -736,5 +746,13 @@ mod tests {
     #[test]
     fn the_instance_defaults_to_a_name() {
         assert!(!default_instance().is_empty());
+    }
+
+    #[test]
+    fn the_builder_hides_the_password_when_printed() {
+        let b = History::builder("postgres://vitalis:pgsecret@127.0.0.1:5432/history");
+        let shown = format!("{b:?}");
+        assert!(!shown.contains("pgsecret"), "{shown}");
+        assert!(shown.contains("127.0.0.1:5432/history"), "{shown}");
     }
 }
