@@ -154,6 +154,7 @@ struct Settings {
     rollup_interval: Duration,
     prune_interval: Duration,
     connect_timeout: Duration,
+    write_timeout: Duration,
     retry_max: Duration,
     close_timeout: Duration,
 }
@@ -244,6 +245,15 @@ impl HistoryBuilder {
     /// How long a connection attempt may take (default 5 s).
     pub fn connect_timeout(mut self, d: Duration) -> Self {
         self.settings.connect_timeout = d;
+        self
+    }
+
+    /// How long one batch write may take before it counts as failed
+    /// (default 10 s): a write stuck behind another session's lock, or on a
+    /// connection that went silent, fails the store's check instead of
+    /// leaving it passing while nothing is written.
+    pub fn write_timeout(mut self, d: Duration) -> Self {
+        self.settings.write_timeout = d.max(Duration::from_millis(1));
         self
     }
 
@@ -441,6 +451,7 @@ impl History {
                 rollup_interval: Duration::from_secs(15),
                 prune_interval: Duration::from_secs(600),
                 connect_timeout: Duration::from_secs(5),
+                write_timeout: Duration::from_secs(10),
                 retry_max: Duration::from_secs(5),
                 close_timeout: Duration::from_secs(5),
             },

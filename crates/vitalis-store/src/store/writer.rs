@@ -197,10 +197,22 @@ impl Writer {
                 alive_ms: now_ms,
                 stopped_ms: None,
             });
-            match db
-                .write(&s.settings.instance, session.epoch, &batch, sign)
-                .await
-            {
+            let timeout = s.settings.write_timeout;
+            let written_in_time = tokio::time::timeout(
+                timeout,
+                db.write(&s.settings.instance, session.epoch, &batch, sign),
+            )
+            .await;
+            let Ok(outcome) = written_in_time else {
+                let d = s.pending().put_back(batch);
+                s.count_dropped(d);
+                self.failed(&format!(
+                    "writing: no answer within {} (the write timeout); is a table locked by another session, or the connection hung? look at pg_stat_activity / the database's locks",
+                    vitalis_core::duration::format(timeout)
+                ));
+                return Err(());
+            };
+            match outcome {
                 Ok(()) => {
                     if alive_due {
                         self.last_alive = Some(Instant::now());

@@ -49,6 +49,12 @@ async fn sqlite_directory_missing_at_start_then_created() {
     scenarios::sqlite_missing_directory().await;
 }
 
+/// PostgreSQL tables locked by another session mid-run, then released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_locked_fails_the_store_check_then_catches_up() {
+    scenarios::postgres_locked().await;
+}
+
 /// PostgreSQL stopped mid-run, then started again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_stopped_fails_the_store_check_then_catches_up() {

@@ -648,6 +648,17 @@ async fn store_fails(engine: &Engine) -> String {
     .await
 }
 
+/// After an outage: the store catches up on `backend`, every transition of
+/// the engine's log is stored, the db failure among them; then both stop.
+async fn catches_up_losing_nothing(engine: Engine, h: History, backend: &str) {
+    store_recovers(&engine, &h).await;
+    assert_eq!(h.backend(), Some(backend));
+    assert_no_transition_lost(&engine, &h).await;
+    assert!(db_failure_stored(&h, engine.epoch()).await);
+    engine.shutdown();
+    h.close().await;
+}
+
 /// Waits until writes succeed again and the store check passes.
 async fn store_recovers(engine: &Engine, h: &History) {
     eventually(WAIT, "the store to catch up", || async {
@@ -704,11 +715,7 @@ pub(crate) async fn sqlite_locked(b: Backend) {
 
     sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
     lock.close().await.unwrap();
-    store_recovers(&engine, &h).await;
-    assert_no_transition_lost(&engine, &h).await;
-    assert!(db_failure_stored(&h, engine.epoch()).await);
-    engine.shutdown();
-    h.close().await;
+    catches_up_losing_nothing(engine, h, "sqlite").await;
 }
 
 pub(crate) async fn sqlite_missing_directory() {
@@ -737,12 +744,7 @@ pub(crate) async fn sqlite_missing_directory() {
     })
     .await;
     std::fs::create_dir(&sub).unwrap();
-    store_recovers(&engine, &h).await;
-    assert_eq!(h.backend(), Some("sqlite"));
-    assert_no_transition_lost(&engine, &h).await;
-    assert!(db_failure_stored(&h, engine.epoch()).await);
-    engine.shutdown();
-    h.close().await;
+    catches_up_losing_nothing(engine, h, "sqlite").await;
 }
 
 pub(crate) async fn postgres_stopped() {
@@ -773,11 +775,42 @@ pub(crate) async fn postgres_stopped() {
     .await;
 
     tokio::task::block_in_place(|| pg.start_again());
+    catches_up_losing_nothing(engine, h, "postgres").await;
+}
+
+pub(crate) async fn postgres_locked() {
+    use vitalis_testkit::postgres::Postgres;
+    let pg = Postgres::start();
+    let h = fast(History::builder(pg.url()).instance("node-a"))
+        .write_timeout(Duration::from_secs(1))
+        .open()
+        .await
+        .expect("store opens");
+    let state = Arc::new(AtomicU8::new(0));
+    let engine = engine(&h, &state);
     store_recovers(&engine, &h).await;
-    assert_no_transition_lost(&engine, &h).await;
-    assert!(db_failure_stored(&h, engine.epoch()).await);
-    engine.shutdown();
-    h.close().await;
+    db_passes(&engine).await;
+
+    // Another session locks the tables the writer inserts into, and keeps
+    // the lock: every write now waits on it.
+    let mut lock = sqlx::postgres::PgConnection::connect(&pg.url())
+        .await
+        .unwrap();
+    sqlx::query("BEGIN").execute(&mut lock).await.unwrap();
+    sqlx::query("LOCK TABLE results, transitions, sessions IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    state.store(2, Ordering::SeqCst);
+    db_is(&engine, Status::Fail).await;
+    // Nothing is written: the store's check says so, it does not pass on.
+    let error = store_fails(&engine).await;
+    assert!(error.contains("no answer within 1s"), "{error}");
+    assert!(error.contains("buffered in memory"), "{error}");
+
+    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
+    lock.close().await.unwrap();
+    catches_up_losing_nothing(engine, h, "postgres").await;
 }
 
 pub(crate) async fn a_gap_in_the_event_log_is_restated_from_a_snapshot(b: Backend) {
