@@ -325,10 +325,11 @@ impl Evaluator {
         }
         // Settled with an alert that recovered while flapping: resolve it now.
         for subject in settled {
+            if current.contains_key(&subject) {
+                continue; // degraded again: its alert goes on (same id)
+            }
             let stash = self.flaps.get_mut(&subject).and_then(|f| f.stash.take());
-            if let Some(alert) = stash
-                && !current.contains_key(&subject)
-            {
+            if let Some(alert) = stash {
                 out.notifications.push(resolution(
                     &alert,
                     None,
@@ -396,6 +397,15 @@ impl Evaluator {
 
         let mut settled = Vec::new();
         let live: HashSet<&Subject> = subjects.iter().map(|(s, _, _)| s).collect();
+        // A removed subject's alert that recovered while flapping was sent:
+        // its resolution goes now, not never.
+        for (subject, flap) in &mut self.flaps {
+            if !live.contains(subject)
+                && let Some(alert) = flap.stash.take()
+            {
+                out.notifications.push(resolution(&alert, None, None, wall));
+            }
+        }
         self.flaps.retain(|s, _| live.contains(s));
         // Components registered and removed at run time must not pile up.
         self.last_start.retain(|s, _| live.contains(s));

@@ -1079,3 +1079,62 @@ proptest! {
         scenario(steps, intervals, flapping);
     }
 }
+
+/// An alert sent before its component started flapping, which recovered
+/// while flapping, waits to be resolved when the flapping settles; if the
+/// component is removed first, it is resolved then (never left open).
+#[tokio::test(start_paused = true)]
+async fn removing_a_flapping_component_resolves_the_alert_it_had_sent() {
+    let db = Switch::default();
+    let mut c = check("port", &[&db], Duration::from_millis(500));
+    c.settings.interval = Some(Duration::from_millis(500));
+    let engine = start(
+        Engine::builder()
+            .component(Component::new("db").check(c))
+            .component(Component::new("api").check(check("up", &[], SEC))),
+    );
+    let mut h = Harness::new(engine.clone(), Settings::default());
+    h.run_for(SEC).await;
+    // The storm of the flapping test, ending on a pass.
+    for i in 0..10 {
+        db.set(if i % 2 == 0 {
+            Status::Fail
+        } else {
+            Status::Pass
+        });
+        h.run_for(Duration::from_millis(1500)).await;
+    }
+    assert!(h.states("component/db").contains(&State::Flapping));
+    let open = |h: &Harness| -> Vec<String> {
+        let about = h.about("component/db");
+        let ids: HashSet<&String> = about
+            .iter()
+            .filter(|n| n.state == State::Firing)
+            .map(|n| &n.alert.id)
+            .collect();
+        ids.into_iter()
+            .filter(|id| {
+                !about
+                    .iter()
+                    .any(|n| &n.alert.id == *id && n.state == State::Resolved)
+            })
+            .cloned()
+            .collect()
+    };
+    let waiting = open(&h);
+    assert_eq!(
+        waiting.len(),
+        1,
+        "a sent alert waits on the flapping: {:#?}",
+        h.brief()
+    );
+    engine.remove("db").await.unwrap();
+    h.run_for(Duration::from_secs(2)).await;
+    assert!(open(&h).is_empty(), "left open: {:#?}", h.brief());
+    let resolved = h
+        .about("component/db")
+        .into_iter()
+        .find(|n| n.alert.id == waiting[0] && n.state == State::Resolved)
+        .expect("resolved");
+    assert_eq!(resolved.resolution, Some(Resolution::Removed));
+}
