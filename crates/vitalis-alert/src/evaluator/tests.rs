@@ -734,15 +734,8 @@ async fn a_redundancy_set_alerts_as_a_whole_and_escalates() {
     assert!(h.ev.firing().is_empty());
 }
 
-#[tokio::test(start_paused = true)]
-async fn flapping_sends_one_notice_instead_of_a_storm_and_one_when_it_settles() {
-    let db = Switch::default();
-    let mut c = check("port", &[&db], Duration::from_millis(500));
-    c.settings.interval = Some(Duration::from_millis(500));
-    let engine = start(Engine::builder().component(Component::new("db").check(c)));
-    let mut h = Harness::new(engine, Settings::default());
-    h.run_for(SEC).await;
-    // A storm: fail and pass every 1.5 s, ten times.
+/// A storm: `db` fails and passes every 1.5 s, ten times (ending on a pass).
+async fn storm(h: &mut Harness, db: &Switch) {
     for i in 0..10 {
         db.set(if i % 2 == 0 {
             Status::Fail
@@ -751,6 +744,17 @@ async fn flapping_sends_one_notice_instead_of_a_storm_and_one_when_it_settles() 
         });
         h.run_for(Duration::from_millis(1500)).await;
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn flapping_sends_one_notice_instead_of_a_storm_and_one_when_it_settles() {
+    let db = Switch::default();
+    let mut c = check("port", &[&db], Duration::from_millis(500));
+    c.settings.interval = Some(Duration::from_millis(500));
+    let engine = start(Engine::builder().component(Component::new("db").check(c)));
+    let mut h = Harness::new(engine, Settings::default());
+    h.run_for(SEC).await;
+    storm(&mut h, &db).await;
     let states = h.states("component/db");
     let flapping_at = states
         .iter()
@@ -1095,15 +1099,7 @@ async fn removing_a_flapping_component_resolves_the_alert_it_had_sent() {
     );
     let mut h = Harness::new(engine.clone(), Settings::default());
     h.run_for(SEC).await;
-    // The storm of the flapping test, ending on a pass.
-    for i in 0..10 {
-        db.set(if i % 2 == 0 {
-            Status::Fail
-        } else {
-            Status::Pass
-        });
-        h.run_for(Duration::from_millis(1500)).await;
-    }
+    storm(&mut h, &db).await;
     assert!(h.states("component/db").contains(&State::Flapping));
     let open = |h: &Harness| -> Vec<String> {
         let about = h.about("component/db");
