@@ -237,6 +237,12 @@ fn degraded(status: Option<Status>) -> bool {
     matches!(status, Some(Status::Warn | Status::Fail))
 }
 
+/// Whether a transition to `status` ends an alert: only `pass` does
+/// (`unknown` says nothing about the outage).
+fn recovers(status: Status) -> bool {
+    status == Status::Pass
+}
+
 impl Evaluator {
     /// An evaluator with no alerts.
     pub fn new(settings: Settings) -> Self {
@@ -289,15 +295,21 @@ impl Evaluator {
         // The status each subject recovered to in between, if it did.
         let recovered: HashMap<&Subject, Status> = transitions
             .iter()
-            .filter_map(|(s, ts)| Some((s, *ts.iter().rev().find(|t| !degraded(Some(**t)))?)))
+            .filter_map(|(s, ts)| Some((s, *ts.iter().rev().find(|t| recovers(**t))?)))
             .collect();
         let settled = self.detect_flapping(snap, &current, &transitions, wall, &mut out);
 
-        // Ended: recovered (now, or in between), or removed.
+        // Ended: recovered (now, or in between), or removed. An `unknown`
+        // subject (no trustworthy result yet, e.g. just replaced by a
+        // reload) neither ends its alert nor raises one.
         let ended: Vec<Subject> = self
             .tracks
             .keys()
-            .filter(|s| !current.contains_key(*s) || recovered.contains_key(s))
+            .filter(|s| {
+                recovered.contains_key(s)
+                    || !current.contains_key(*s)
+                        && current_status(snap, s) != Some(Some(Status::Unknown))
+            })
             .cloned()
             .collect();
         for subject in ended {

@@ -1134,3 +1134,43 @@ async fn removing_a_flapping_component_resolves_the_alert_it_had_sent() {
         .expect("resolved");
     assert_eq!(resolved.resolution, Some(Resolution::Removed));
 }
+
+/// A reload that edits a failing component replaces it: its checks read
+/// `unknown` until they run again. That is no recovery: the alert stays
+/// open (no resolution, no second alert), and resolves once, on a pass.
+#[tokio::test(start_paused = true)]
+async fn a_replaced_failing_component_keeps_its_alert_while_unknown() {
+    let db = Switch::default();
+    let spec = |owner: &str| {
+        let mut c = Component::new("db").critical(true).check(check(
+            "port",
+            &[&db],
+            Duration::from_secs(2),
+        ));
+        c.owner = Some(owner.into());
+        c
+    };
+    let engine = start(Engine::builder().component(spec("data-eng")));
+    let mut h = Harness::new(engine.clone(), no_flapping());
+    h.run_for(Duration::from_secs(3)).await;
+    db.set(Status::Fail);
+    h.until(Duration::from_secs(5), "db's alert", |n| {
+        n.alert.component.as_deref() == Some("db") && n.state == State::Firing
+    })
+    .await;
+    engine.upsert(spec("platform")).await.unwrap();
+    let k = engine.snapshot().topology.check("db", "port").unwrap();
+    assert_eq!(engine.snapshot().checks[k].status, Status::Unknown);
+    h.run_for(Duration::from_secs(6)).await;
+    let states = h.states("component/db");
+    assert_eq!(states, [State::Firing], "{:#?}", h.brief());
+    assert_eq!(engine.snapshot().checks[k].status, Status::Fail);
+    db.set(Status::Pass);
+    h.run_for(Duration::from_secs(4)).await;
+    assert_eq!(
+        h.states("component/db"),
+        [State::Firing, State::Resolved],
+        "{:#?}",
+        h.brief()
+    );
+}
