@@ -111,10 +111,10 @@ pub trait Check: Send + Sync + 'static {
     /// Whether this check's code may block its thread (synchronous I/O,
     /// heavy computation). Such a check runs on a lane: a thread of tokio's
     /// blocking pool that it holds alone while it runs, so it cannot stall
-    /// the worker threads — and their timers — that other checks share. The default is `true`, the safe
-    /// choice for code the engine cannot see into; purely async checks (every
-    /// built-in probe) return `false` and run on the shared workers, which is
-    /// cheaper.
+    /// the worker threads — and their timers — that other checks share. The
+    /// default is `true`, the safe choice for code the engine cannot see
+    /// into; purely async checks (every built-in probe) return `false` and
+    /// run on the shared workers, which is cheaper.
     fn may_block(&self) -> bool {
         true
     }

@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 use tokio::signal::unix::{SignalKind, signal};
 use vitalis_config::{Config, LoadOptions};
 use vitalis_core::{BoxFuture, Changes, CheckRuntime, Engine, EngineBuilder, Source};
+use vitalis_probes::ProbeConfig as _;
+use vitalis_probes::heartbeat::HeartbeatConfig;
 use vitalis_server::{Api, ApiError, Auth, Control, Lifecycle};
 
 /// Builds the engine for a config.
@@ -188,7 +190,10 @@ impl Control for Daemon {
                 let topo = &snap.topology;
                 self.engine
                     .rerun(
-                        |k| topo.checks[k].component == ci && &*topo.checks[k].kind == "heartbeat",
+                        |k| {
+                            topo.checks[k].component == ci
+                                && *topo.checks[k].kind == *HeartbeatConfig::NAME
+                        },
                         Duration::ZERO,
                     )
                     .await;

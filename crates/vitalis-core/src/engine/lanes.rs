@@ -42,22 +42,12 @@ struct State {
 
 /// Tells whether a run handed to the lanes has returned (a run abandoned at
 /// its timeout may still hold its thread).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Returned(Arc<AtomicBool>);
 
 impl Returned {
     pub(crate) fn get(&self) -> bool {
         self.0.load(Ordering::Acquire)
-    }
-}
-
-impl std::fmt::Debug for Lanes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let st = self.lock();
-        f.debug_struct("Lanes")
-            .field("queued", &st.jobs.len())
-            .field("searching", &st.searching)
-            .finish()
     }
 }
 

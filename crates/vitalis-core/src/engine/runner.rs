@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use crate::cancel::CancelToken;
 use atomic_waker::AtomicWaker;
+use futures_util::future::Either;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use jiff::Timestamp;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -329,7 +330,7 @@ impl Shard {
         } else {
             free_permits(self.global.as_ref(), e.host.as_ref())
         };
-        let run: BoxFuture<'static, RunDone> = if let Some(permits) = free {
+        let run = if let Some(permits) = free {
             let check = e.check.clone();
             let cx = CheckCx::with_token(deadline, timeout, e.token.clone());
             let mut run = Box::pin(async move { CatchUnwind(check.run(cx)).await });
@@ -339,28 +340,18 @@ impl Shard {
                 self.finish(RunDone::ended(key, outcome, now, lag));
                 return;
             }
-            // Still going: readers and the watchdog see it in flight.
-            e.slot.set_in_flight(now);
             let token = e.token.clone();
             let host = e.host.as_ref().map(|(h, _)| h.clone());
-            Box::pin(async move {
+            Either::Left(async move {
                 let _permits = permits;
                 let (outcome, timed_out) = finish_async(run, deadline, &token, || {
                     self::timed_out(host.as_deref(), timeout)
                 })
                 .await;
-                RunDone {
-                    key,
-                    timed_out,
-                    outcome,
-                    abandoned: None,
-                    started: now,
-                    lag,
-                }
+                (outcome, None, timed_out)
             })
         } else {
-            e.slot.set_in_flight(now);
-            let run = attempt(
+            Either::Right(attempt(
                 e.check.clone(),
                 e.token.clone(),
                 deadline,
@@ -368,19 +359,21 @@ impl Shard {
                 self.global.clone(),
                 e.host.clone(),
                 self.lanes.clone(),
-            );
-            Box::pin(async move {
-                let (outcome, abandoned, timed_out) = run.await;
-                RunDone {
-                    key,
-                    timed_out,
-                    outcome,
-                    abandoned,
-                    started: now,
-                    lag,
-                }
-            })
+            ))
         };
+        // Still going: readers and the watchdog see it in flight.
+        e.slot.set_in_flight(now);
+        let run: BoxFuture<'static, RunDone> = Box::pin(async move {
+            let (outcome, abandoned, timed_out) = run.await;
+            RunDone {
+                key,
+                timed_out,
+                outcome,
+                abandoned,
+                started: now,
+                lag,
+            }
+        });
         // Polled by `inflight` with the task's waker from now on.
         self.inflight.push(run);
     }
@@ -569,7 +562,7 @@ impl Timeline {
             }
             let keys = entry.remove();
             self.in_ring += keys.len();
-            self.ring[(tick.max(self.cursor) % Self::RING) as usize].extend(keys);
+            self.ring[(tick % Self::RING) as usize].extend(keys);
         }
     }
 }

@@ -198,19 +198,17 @@ impl Writer {
                 stopped_ms: None,
             });
             let timeout = s.settings.write_timeout;
-            let written_in_time = tokio::time::timeout(
+            let in_time = tokio::time::timeout(
                 timeout,
                 db.write(&s.settings.instance, session.epoch, &batch, sign),
             )
             .await;
-            let Ok(outcome) = written_in_time else {
-                let d = s.pending().put_back(batch);
-                s.count_dropped(d);
-                self.failed(&format!(
-                    "writing: no answer within {} (the write timeout); is a table locked by another session, or the connection hung? look at pg_stat_activity / the database's locks",
+            let outcome = match in_time {
+                Ok(result) => result.map_err(|e| describe(&e)),
+                Err(_) => Err(format!(
+                    "no answer within {} (the write timeout); is a table locked by another session, or the connection hung? look at pg_stat_activity / the database's locks",
                     vitalis_core::duration::format(timeout)
-                ));
-                return Err(());
+                )),
             };
             match outcome {
                 Ok(()) => {
@@ -226,10 +224,10 @@ impl Writer {
                         return Ok(());
                     }
                 }
-                Err(e) => {
+                Err(why) => {
                     let d = s.pending().put_back(batch);
                     s.count_dropped(d);
-                    self.failed(&format!("writing: {}", describe(&e)));
+                    self.failed(&format!("writing: {why}"));
                     return Err(());
                 }
             }

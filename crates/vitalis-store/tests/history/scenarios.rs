@@ -659,6 +659,24 @@ async fn catches_up_losing_nothing(engine: Engine, h: History, backend: &str) {
     h.close().await;
 }
 
+/// An engine over `h` (its store and a switchable `db`), once the store
+/// writes and db passes.
+async fn healthy(h: &History) -> (Engine, Arc<AtomicU8>) {
+    let state = Arc::new(AtomicU8::new(0));
+    let engine = engine(h, &state);
+    store_recovers(&engine, h).await;
+    db_passes(&engine).await;
+    (engine, state)
+}
+
+/// During an outage of the store: db fails, and the store's check fails
+/// too; returns its error.
+async fn db_fails_unstored(engine: &Engine, state: &AtomicU8) -> String {
+    state.store(2, Ordering::SeqCst);
+    db_is(engine, Status::Fail).await;
+    store_fails(engine).await
+}
+
 /// Waits until writes succeed again and the store check passes.
 async fn store_recovers(engine: &Engine, h: &History) {
     eventually(WAIT, "the store to catch up", || async {
@@ -680,10 +698,7 @@ pub(crate) async fn sqlite_locked(b: Backend) {
         .open()
         .await
         .expect("store opens");
-    let state = Arc::new(AtomicU8::new(0));
-    let engine = engine(&h, &state);
-    store_recovers(&engine, &h).await;
-    db_passes(&engine).await;
+    let (engine, state) = healthy(&h).await;
 
     // Another process takes the write lock.
     let mut lock = sqlx::sqlite::SqliteConnection::connect(&url).await.unwrap();
@@ -691,9 +706,7 @@ pub(crate) async fn sqlite_locked(b: Backend) {
         .execute(&mut lock)
         .await
         .unwrap();
-    state.store(2, Ordering::SeqCst);
-    db_is(&engine, Status::Fail).await;
-    let error = store_fails(&engine).await;
+    let error = db_fails_unstored(&engine, &state).await;
     for part in [url.as_str(), "locked", "buffered in memory", "catches up"] {
         assert!(error.contains(part), "{part} not in {error}");
     }
@@ -754,17 +767,13 @@ pub(crate) async fn postgres_stopped() {
         .open()
         .await
         .expect("store opens");
-    let state = Arc::new(AtomicU8::new(0));
-    let engine = engine(&h, &state);
-    store_recovers(&engine, &h).await;
-    db_passes(&engine).await;
+    let (engine, state) = healthy(&h).await;
 
     // A fast shutdown: every session is terminated. (Not SIGKILL: the test
     // server runs with synchronous_commit=off, so a crash would lose
     // commits it had acknowledged — its durability, not the store's.)
     tokio::task::block_in_place(|| pg.stop());
-    state.store(2, Ordering::SeqCst);
-    let error = store_fails(&engine).await;
+    let error = db_fails_unstored(&engine, &state).await;
     let shown = format!("postgres://vitalis:***@127.0.0.1:{}/vitalis", pg.port());
     assert!(error.contains(&shown), "{error}");
     assert!(!error.contains(PASSWORD), "{error}");
@@ -786,10 +795,7 @@ pub(crate) async fn postgres_locked() {
         .open()
         .await
         .expect("store opens");
-    let state = Arc::new(AtomicU8::new(0));
-    let engine = engine(&h, &state);
-    store_recovers(&engine, &h).await;
-    db_passes(&engine).await;
+    let (engine, state) = healthy(&h).await;
 
     // Another session locks the tables the writer inserts into, and keeps
     // the lock: every write now waits on it.
@@ -801,10 +807,8 @@ pub(crate) async fn postgres_locked() {
         .execute(&mut lock)
         .await
         .unwrap();
-    state.store(2, Ordering::SeqCst);
-    db_is(&engine, Status::Fail).await;
     // Nothing is written: the store's check says so, it does not pass on.
-    let error = store_fails(&engine).await;
+    let error = db_fails_unstored(&engine, &state).await;
     assert!(error.contains("no answer within 1s"), "{error}");
     assert!(error.contains("buffered in memory"), "{error}");
 
